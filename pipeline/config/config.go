@@ -43,6 +43,7 @@ type Config struct {
 	LLM      LLM          `mapstructure:"llm"`
 	IMAP     IMAP         `mapstructure:"imap"`
 	Auth     Auth         `mapstructure:"auth"`
+	Console  Console      `mapstructure:"console"`
 	// APIKey is what the command-line client sends (upload, status);
 	// never logged.
 	APIKey Secret `mapstructure:"api_key"`
@@ -372,6 +373,24 @@ type Auth struct {
 	Burst         int     `mapstructure:"burst"`
 }
 
+// Console configures the reviewer web console served on http.addr.
+type Console struct {
+	// Enabled serves the console at / beside the API. Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// SessionTTL is how long a console sign-in lasts. Default 12h.
+	SessionTTL time.Duration `mapstructure:"session_ttl"`
+	// PageCache is the folder of rendered page images; empty =
+	// data_dir/page-cache.
+	PageCache string `mapstructure:"page_cache"`
+	// PageCacheBytes bounds the page cache on disk; the least recently
+	// used images go first. Default 512 MiB.
+	PageCacheBytes int64 `mapstructure:"page_cache_bytes"`
+	// ChatProvider answers questions about a document: rules (retrieval
+	// over the sections), openai or bedrock (see LLM). Empty = the
+	// analyze stage's provider.
+	ChatProvider string `mapstructure:"chat_provider"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level: debug, info, warn, error. Default info.
@@ -469,6 +488,11 @@ var Options = []Option{
 	{"auth.required", false, "Require API keys even when the API listens on loopback only (beyond loopback they are always required)."},
 	{"auth.rate_per_second", 50.0, "Requests per second allowed per API key (token bucket); 0 = unlimited."},
 	{"auth.burst", 100, "Burst of requests per API key above the rate."},
+	{"console.enabled", true, "Serve the reviewer web console at / on http.addr."},
+	{"console.session_ttl", 12 * time.Hour, "How long a console sign-in lasts."},
+	{"console.page_cache", "", "Folder of rendered page images; empty = data_dir/page-cache."},
+	{"console.page_cache_bytes", int64(512 << 20), "Largest size of the page image cache on disk (least recently used images evicted)."},
+	{"console.chat_provider", "", "Provider answering document chat: rules (retrieval over the sections), openai or bedrock; empty = analyze.provider."},
 	{"api_key", "", "API key the command-line client sends (upload, status); create one with prismflow apikey create."},
 	{"log.level", "info", "Log level: debug, info, warn, error."},
 	{"log.format", "text", "Log format: text or json."},
@@ -553,6 +577,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: analyze.provider must be rules, openai or bedrock, got %q", c.Analyze.Provider)
 	case c.Classify.Provider != "" && c.Classify.Provider != "rules" && c.Classify.Provider != "openai" && c.Classify.Provider != "bedrock":
 		return fmt.Errorf("config: classify.provider must be rules, openai or bedrock, got %q", c.Classify.Provider)
+	case c.Console.ChatProvider != "" && c.Console.ChatProvider != "rules" && c.Console.ChatProvider != "openai" && c.Console.ChatProvider != "bedrock":
+		return fmt.Errorf("config: console.chat_provider must be rules, openai or bedrock, got %q", c.Console.ChatProvider)
 	case c.Classify.ReviewThreshold < 0 || c.Classify.ReviewThreshold > 1:
 		return fmt.Errorf("config: classify.review_threshold must be within 0..1, got %v", c.Classify.ReviewThreshold)
 	}
@@ -568,6 +594,27 @@ func (c Config) BlobURL() string {
 		return c.Blob.URL
 	}
 	return "file://" + filepath.Join(c.DataDir, "blobs")
+}
+
+// PageCacheDir is the configured page image cache or the default under
+// the data folder.
+func (c Config) PageCacheDir() string {
+	if c.Console.PageCache != "" {
+		return c.Console.PageCache
+	}
+	return filepath.Join(c.DataDir, "page-cache")
+}
+
+// ChatProvider is the provider answering document chat: the console's
+// own choice or, unset, the analyze stage's.
+func (c Config) ChatProvider() string {
+	switch {
+	case c.Console.ChatProvider != "":
+		return c.Console.ChatProvider
+	case c.Analyze.Provider != "":
+		return c.Analyze.Provider
+	}
+	return "rules"
 }
 
 // WriteReference prints every option with its environment variable and
