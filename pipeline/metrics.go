@@ -20,10 +20,11 @@ type metrics struct {
 
 // Failure kinds for prismflow_stage_events_failed_total.
 const (
-	kindTransient = "transient"
-	kindPermanent = "permanent"
-	kindBadRecord = "bad_record"
-	kindPanic     = "panic"
+	kindTransient   = "transient"
+	kindUnavailable = "unavailable"
+	kindPermanent   = "permanent"
+	kindBadRecord   = "bad_record"
+	kindPanic       = "panic"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -284,7 +284,10 @@ func (s *stageRunner) handle(ctx, work context.Context, rec *kgo.Record) outcome
 		return outcome{stop: fmt.Errorf("stage %s: no route for topic %s", s.st.Name, rec.Topic)}
 	}
 	policy := s.rt.cfg.Retry
-	for attempt := 1; ; attempt++ {
+	// tries counts the attempts that count against policy.Attempts; the
+	// waits of an outage do not.
+	tries, outage := 0, 0
+	for {
 		out, in, err := s.attempt(work, route, rec)
 		if err == nil {
 			return outcome{records: out}
@@ -295,23 +298,38 @@ func (s *stageRunner) handle(ctx, work context.Context, rec *kgo.Record) outcome
 		}
 		kind := s.classify(err)
 		m.failed.WithLabelValues(s.st.Name, kind).Inc()
-		if (kind != kindTransient || attempt >= policy.Attempts) && rec.Topic == s.rt.cfg.DeadLetterTopic {
+		if kind == kindUnavailable {
+			// Not the record's fault: wait for the dependency however
+			// long it takes, holding the batch and its offsets.
+			outage++
+			wait := policy.backoff(outage)
+			if outage == 1 || outage%10 == 0 {
+				log.Warn("dependency unavailable; retrying until it is back", "err", err, "waits", outage, "backoff", wait)
+			}
+			m.retries.WithLabelValues(s.st.Name).Inc()
+			if !sleep(ctx, wait) {
+				return outcome{stop: ctx.Err()}
+			}
+			continue
+		}
+		tries++
+		if (kind != kindTransient || tries >= policy.Attempts) && rec.Topic == s.rt.cfg.DeadLetterTopic {
 			// Dead-lettering a dead letter would feed the consumer its
 			// own failures forever; the record stays in the topic at
 			// its offset for an operator to look at.
-			log.Error("dead letter could not be handled; skipped", "err", err, "kind", kind, "attempts", attempt)
+			log.Error("dead letter could not be handled; skipped", "err", err, "kind", kind, "attempts", tries)
 			return outcome{}
 		}
-		if kind != kindTransient || attempt >= policy.Attempts {
-			dl, derr := s.deadLetter(work, rec, in, err, kind != kindTransient, attempt)
+		if kind != kindTransient || tries >= policy.Attempts {
+			dl, derr := s.deadLetter(work, rec, in, err, kind != kindTransient, tries)
 			if derr != nil {
 				return outcome{stop: derr}
 			}
-			log.Warn("record dead-lettered", "err", err, "kind", kind, "attempts", attempt)
+			log.Warn("record dead-lettered", "err", err, "kind", kind, "attempts", tries)
 			return outcome{records: []*kgo.Record{dl}, dead: true}
 		}
-		wait := policy.backoff(attempt)
-		log.Info("transient failure; retrying", "err", err, "attempt", attempt, "backoff", wait)
+		wait := policy.backoff(tries)
+		log.Info("transient failure; retrying", "err", err, "attempt", tries, "backoff", wait)
 		m.retries.WithLabelValues(s.st.Name).Inc()
 		if !sleep(ctx, wait) {
 			return outcome{stop: ctx.Err()}
@@ -328,6 +346,8 @@ func (s *stageRunner) classify(err error) string {
 		return kindBadRecord
 	case IsPermanent(err):
 		return kindPermanent
+	case IsUnavailable(err):
+		return kindUnavailable
 	default:
 		return kindTransient
 	}

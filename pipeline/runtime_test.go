@@ -148,6 +148,15 @@ func TestErrorsDeadLetterOrRetry(t *testing.T) {
 			}
 		case "broken":
 			return events.SectionsSplit{}, errors.New("store down")
+		case "outage":
+			// The database is down for 12 tries, far beyond Attempts;
+			// once back, one ordinary transient failure.
+			switch {
+			case n <= 12:
+				return events.SectionsSplit{}, pipeline.Unavailable(errors.New("connection refused"))
+			case n == 13:
+				return events.SectionsSplit{}, errors.New("deadlock detected")
+			}
 		case "panic":
 			var m map[string]int
 			m["boom"]++ // a nil-map write: a handler bug
@@ -166,6 +175,7 @@ func TestErrorsDeadLetterOrRetry(t *testing.T) {
 		eventRecord(t, "in", "d-panic", doc("d-panic", "panic")),
 		{Topic: "in", Key: []byte("d-bad"), Value: []byte("not an event")},
 		eventRecord(t, "in", "d-ok2", doc("d-ok2", "")),
+		eventRecord(t, "in", "d-outage", doc("d-outage", "outage")),
 	}
 	produce(t, brokers, recs...)
 
@@ -175,7 +185,7 @@ func TestErrorsDeadLetterOrRetry(t *testing.T) {
 		Name: "errs", Output: "out", Concurrency: 3,
 		Routes: []pipeline.Route{pipeline.Transform("in", handler)},
 	})
-	out := consumeN(t, brokers, "out", 3, kgo.ReadCommitted())
+	out := consumeN(t, brokers, "out", 4, kgo.ReadCommitted())
 	dls := consumeN(t, brokers, "dead-letter", 4, kgo.ReadCommitted())
 	stop()
 
@@ -183,8 +193,8 @@ func TestErrorsDeadLetterOrRetry(t *testing.T) {
 	for _, r := range out {
 		outIDs = append(outIDs, string(r.Key))
 	}
-	if got := strings.Join(outIDs, ","); got != "d-ok1,d-flaky,d-ok2" {
-		t.Errorf("outputs %s, want d-ok1,d-flaky,d-ok2", got)
+	if got := strings.Join(outIDs, ","); got != "d-ok1,d-flaky,d-ok2,d-outage" {
+		t.Errorf("outputs %s, want d-ok1,d-flaky,d-ok2,d-outage", got)
 	}
 
 	offsets := map[string]int64{}
@@ -238,13 +248,13 @@ func TestErrorsDeadLetterOrRetry(t *testing.T) {
 		t.Errorf("missing dead letters: %v", want)
 	}
 	mu.Lock()
-	if calls["d-flaky"] != 3 || calls["d-broken"] != 3 || calls["d-perm"] != 1 {
-		t.Errorf("handler calls %v: want flaky 3, broken 3, perm 1", calls)
+	if calls["d-flaky"] != 3 || calls["d-broken"] != 3 || calls["d-perm"] != 1 || calls["d-outage"] != 14 {
+		t.Errorf("handler calls %v: want flaky 3, broken 3, perm 1, outage 14", calls)
 	}
 	mu.Unlock()
 	for name, want := range map[string]float64{
 		"prismflow_stage_dead_letters_total": 4,
-		"prismflow_stage_retries_total":      4, // flaky 2 + broken 2
+		"prismflow_stage_retries_total":      17, // flaky 2 + broken 2 + outage 13
 	} {
 		if got := counter(t, reg, name, "errs"); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
