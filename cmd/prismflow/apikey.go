@@ -1,17 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"prismflow/connectors/httpapi"
-	"prismflow/pipeline/pgserver"
-	"prismflow/stages/persist"
 )
 
 func apikeyCmd() *cobra.Command {
@@ -31,35 +26,11 @@ func apikeyCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			dsn := c.PG.DSN
-			if dsn == "" {
-				// The embedded database: the running one, or start it for
-				// the time of the command.
-				dir := filepath.Join(c.DataDir, "postgres")
-				running, ok, err := pgserver.Running(dir)
-				if err != nil {
-					return err
-				}
-				if ok {
-					dsn = running
-				} else {
-					pg, err := pgserver.Start(ctx, pgserver.Config{Dir: dir, Log: newLogger(c)})
-					if err != nil {
-						return fmt.Errorf("private PostgreSQL: %w", err)
-					}
-					defer func() {
-						sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-						defer cancel()
-						_ = pg.Stop(sctx)
-					}()
-					dsn = pg.DSN()
-				}
-			}
-			store, err := persist.Open(ctx, dsn)
+			store, closeStore, err := openCommandStore(ctx, c, newLogger(c))
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer closeStore()
 			key, err := httpapi.NewKeyStore(store.Pool()).Create(ctx, tenant, name)
 			if err != nil {
 				return err

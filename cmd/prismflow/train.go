@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,11 +13,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"prismflow/stages/classify"
+	"prismflow/stages/persist"
 )
 
 func trainCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "train --data DIR [--out FILE]",
+		Use:   "train [--data DIR] [--corrections] [--out FILE]",
 		Short: "Train the classifier on a folder of labelled documents and write a model file",
 		Long: `train reads labelled documents from DIR: item folders in the insurance-dev
 layout (message.eml, attachments, truth.json with "category"), whose e-mail
@@ -25,7 +27,15 @@ as the pipeline reads them, and any *.jsonl files of {"category","text"}
 lines. The built-in examples are added unless --builtin=false. The model
 is written to --out; set classify.model to it to make the classify stage
 use it. With --folds N it first reports N-fold cross-validated accuracy
-over DIR's documents (the built-in examples always in training).`,
+over DIR's documents (the built-in examples always in training).
+
+With --corrections the documents reviewers corrected in the console are
+read from the configured PostgreSQL (postgres.dsn; empty: the private one
+under data_dir, the running one or started for the command) and added as
+labelled documents: their text as the classify stage read it, labelled
+with the reviewer's category where one was given, else the pipeline's
+(which the reviewer saw and let stand). --tenant limits them to one
+tenant. --data may then be left out.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, _ := cmd.Flags().GetString("data")
@@ -33,26 +43,46 @@ over DIR's documents (the built-in examples always in training).`,
 			withBuiltin, _ := cmd.Flags().GetBool("builtin")
 			folds, _ := cmd.Flags().GetInt("folds")
 			algo, _ := cmd.Flags().GetString("algorithm")
-			if data == "" {
-				return errors.New("train: --data DIR is required")
+			withCorrections, _ := cmd.Flags().GetBool("corrections")
+			tenant, _ := cmd.Flags().GetString("tenant")
+			if data == "" && !withCorrections {
+				return errors.New("train: --data DIR or --corrections is required")
 			}
 			c, err := loadConfig(cmd)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			tmp, err := os.MkdirTemp("", "prismflow-train-")
-			if err != nil {
-				return err
+			var labelled []classify.Example
+			if data != "" {
+				tmp, err := os.MkdirTemp("", "prismflow-train-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				rd, err := newItemReader(ctx, c, tmp, newLogger(c))
+				if err != nil {
+					return err
+				}
+				if labelled, err = readLabelled(cmd, rd, data); err != nil {
+					return err
+				}
 			}
-			defer os.RemoveAll(tmp)
-			rd, err := newItemReader(ctx, c, tmp, newLogger(c))
-			if err != nil {
-				return err
-			}
-			labelled, err := readLabelled(cmd, rd, data)
-			if err != nil {
-				return err
+			var corrected []classify.Example
+			if withCorrections {
+				store, closeStore, err := openCommandStore(ctx, c, newLogger(c))
+				if err != nil {
+					return fmt.Errorf("train: %w", err)
+				}
+				corrected, err = correctionExamples(ctx, store, tenant)
+				closeStore()
+				if err != nil {
+					return fmt.Errorf("train: %w", err)
+				}
+				if len(corrected) == 0 && len(labelled) == 0 {
+					return errors.New("train: no corrected documents in the database and no --data")
+				}
+				labelled = append(labelled, corrected...)
 			}
 			var builtin []classify.Example
 			if withBuiltin {
@@ -104,8 +134,15 @@ over DIR's documents (the built-in examples always in training).`,
 			if err := f.Close(); err != nil {
 				return fmt.Errorf("train: %w", err)
 			}
-			fmt.Fprintf(w, "trained %s on %d documents (%d from %s) in %v: categories %s, temperature %.3f; wrote %s\n",
-				m.Name(), len(builtin)+len(labelled), len(labelled), data, time.Since(start).Round(time.Millisecond),
+			var from []string
+			if data != "" {
+				from = append(from, fmt.Sprintf("%d from %s", len(labelled)-len(corrected), data))
+			}
+			if withCorrections {
+				from = append(from, fmt.Sprintf("%d corrected by reviewers", len(corrected)))
+			}
+			fmt.Fprintf(w, "trained %s on %d documents (%s) in %v: categories %s, temperature %.3f; wrote %s\n",
+				m.Name(), len(builtin)+len(labelled), strings.Join(from, ", "), time.Since(start).Round(time.Millisecond),
 				strings.Join(m.Categories(), ", "), m.Temperature(), out)
 			return nil
 		},
@@ -115,7 +152,28 @@ over DIR's documents (the built-in examples always in training).`,
 	cmd.Flags().Bool("builtin", true, "also train on the built-in examples")
 	cmd.Flags().Int("folds", 0, "report N-fold cross-validated accuracy before training (0: skip)")
 	cmd.Flags().String("algorithm", string(classify.LogisticRegression), "logreg or cnb (complement naive Bayes)")
+	cmd.Flags().Bool("corrections", false, "also train on the documents reviewers corrected, read from the configured PostgreSQL")
+	cmd.Flags().String("tenant", "", "with --corrections: only this tenant's documents (empty: all)")
 	return cmd
+}
+
+// correctionExamples turns the documents reviewers corrected into
+// training examples, each its own cross-validation group. A document the
+// pipeline never classified and whose category no reviewer gave has no
+// label, and one without text nothing to learn from; both are left out.
+func correctionExamples(ctx context.Context, store *persist.Store, tenant string) ([]classify.Example, error) {
+	docs, err := store.LabelledCorrections(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]classify.Example, 0, len(docs))
+	for _, d := range docs {
+		if d.Category == "" || strings.TrimSpace(d.Text) == "" {
+			continue
+		}
+		out = append(out, classify.Example{Category: d.Category, Text: d.Text, Group: "correction:" + d.ID})
+	}
+	return out, nil
 }
 
 // readLabelled reads DIR's item folders (DIR itself may be one) and its

@@ -2,16 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"prismflow/pipeline/testenv"
 	"prismflow/schemas/events"
 	"prismflow/stages/classify"
+	"prismflow/stages/persist"
 )
 
 // devCorpus is shared/corpus/insurance-dev beside the repository; the
@@ -168,5 +174,111 @@ func TestScorer(t *testing.T) {
 	}
 	if r.FieldExactMatch["email"] != 0.5 || r.FieldExactMatch["telefono"] != 1 || math.Abs(r.FieldExactMatch["overall"]-2.0/3) > 1e-9 {
 		t.Errorf("fields %v", r.FieldExactMatch)
+	}
+}
+
+// corrected stores a classified document through the persist stage's
+// own handlers, as the pipeline would, and returns what classify read.
+func corrected(t *testing.T, p *persist.Persister, id, subject, text, category string) events.SectionsAnalyzed {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	doc := events.Document{ID: id, Tenant: "acme", Filename: id + ".pdf", Subject: subject, Source: "upload"}
+	an := events.SectionsAnalyzed{Meta: events.Meta{Stage: "analyze", ProducedAt: at, Run: 1}, Document: doc, PageCount: 1,
+		Language: "it", Provider: "rules", Sections: []events.Section{
+			{Index: 0, Title: "Oggetto", Text: text, PageStart: 1, PageEnd: 1},
+			{Index: 1, Title: "Note", Text: "Cordiali saluti", PageStart: 1, PageEnd: 1},
+		}}
+	if err := p.Analyzed(ctx, an); err != nil {
+		t.Fatal(err)
+	}
+	if category != "" {
+		if err := p.Classified(ctx, events.DocumentClassified{Meta: events.Meta{Stage: "classify", ProducedAt: at, Run: 1},
+			Document: doc, PageCount: 1, Category: category, Confidence: 0.5, Provider: "rules",
+			Fields: []events.Field{{Name: "partita_iva", Value: "01234567890"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return an
+}
+
+// Reviewers' corrections are training data: the reviewer's category is
+// the label, the text is exactly what classify reads, and a model trained
+// with --corrections learns them.
+func TestTrainOnCorrections(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	store, err := persist.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	t.Setenv("PRISMFLOW_POSTGRES_DSN", dsn)
+	out := filepath.Join(t.TempDir(), "model.bin")
+
+	// Nothing corrected yet and no --data: nothing to train on.
+	if msg, err := runRoot(t, "train", "--corrections", "--out", out); err == nil || !strings.Contains(err.Error(), "no corrected documents") {
+		t.Fatalf("train on an empty database: %v\n%s", err, msg)
+	}
+
+	p := &persist.Persister{Store: store}
+	// The pipeline filed a made-up kind of plant under "Altro"; reviewers
+	// say it is a technological risk.
+	plant := "Impianto zetatron quasar con turbina xylofonica e gruppo zetatron di riserva"
+	var analyzed []events.SectionsAnalyzed
+	for i := range 4 {
+		an := corrected(t, p, fmt.Sprintf("plant-%d", i), "Copertura zetatron", plant, "Altro")
+		analyzed = append(analyzed, an)
+		if _, err := store.Correct(ctx, "acme", an.Document.ID, persist.CorrectionView{Field: "category", Value: "Rischi Tecnologici", Actor: "anna"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A field corrected, the category let stand: labelled with the
+	// pipeline's category.
+	fleet := corrected(t, p, "fleet", "Flotta", "Elenco veicoli della flotta aziendale", "Flotta Auto")
+	if _, err := store.Correct(ctx, "acme", "fleet", persist.CorrectionView{Field: "partita_iva", Value: "09876543210"}); err != nil {
+		t.Fatal(err)
+	}
+	// Never classified, no category given: no label, left out.
+	corrected(t, p, "unlabelled", "Bozza", "Testo qualsiasi", "")
+	if _, err := store.Correct(ctx, "acme", "unlabelled", persist.CorrectionView{Field: "partita_iva", Value: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Not corrected at all: not training data.
+	corrected(t, p, "untouched", "Altro", "Richiesta generica", "Altro")
+
+	ex, err := correctionExamples(ctx, store, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []classify.Example{{Category: "Flotta Auto", Text: classify.DocumentText(fleet), Group: "correction:fleet"}}
+	for _, an := range analyzed {
+		want = append(want, classify.Example{Category: "Rischi Tecnologici", Text: classify.DocumentText(an), Group: "correction:" + an.Document.ID})
+	}
+	if !reflect.DeepEqual(ex, want) {
+		t.Fatalf("examples\n got %+v\nwant %+v", ex, want)
+	}
+	if other, err := correctionExamples(ctx, store, "globex"); err != nil || len(other) != 0 {
+		t.Fatalf("another tenant's examples: %v, %+v", err, other)
+	}
+
+	msg, err := runRoot(t, "train", "--corrections", "--tenant", "acme", "--out", out)
+	if err != nil {
+		t.Fatalf("train --corrections: %v\n%s", err, msg)
+	}
+	if !strings.Contains(msg, "5 corrected by reviewers") || !strings.Contains(msg, "wrote "+out) {
+		t.Fatalf("train output: %s", msg)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := classify.LoadModel(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, conf, _ := m.Predict(classify.DocumentText(analyzed[0])); got != "Rischi Tecnologici" {
+		t.Errorf("the model says %q (%.2f) for the corrected documents' text; the reviewers said Rischi Tecnologici", got, conf)
 	}
 }

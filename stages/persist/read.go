@@ -55,6 +55,10 @@ type DocumentView struct {
 	// Classification says how the run's category was chosen; absent
 	// until the classify stage has stored the run.
 	Classification *ClassificationView `json:"classification,omitempty"`
+	// Corrections are the newest reviewer correction per field (and
+	// "category") of the document, whichever run they were made on,
+	// oldest first.
+	Corrections []CorrectionView `json:"corrections"`
 }
 
 // ClassificationView is the built-in model's answer and, with an LLM
@@ -211,6 +215,9 @@ func (s *Store) DocumentRun(ctx context.Context, tenant, id string, run int32) (
 			}
 			v.Run = run
 		}
+		if v.Corrections, err = latestCorrections(ctx, tx, id); err != nil {
+			return err
+		}
 		return readRun(ctx, tx, &v)
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -335,9 +342,14 @@ type ListQuery struct {
 	Status   string    // "" or processing, done, failed
 	Category string    // "" = any
 	ParentID string    // "" = any; else only the documents found in that one (its attachments)
-	Since    time.Time // zero = no lower bound on received_at
-	Limit    int       // page size; 0 = 50, at most 1000
-	Cursor   string    // from a previous page; "" = first page
+	Since    time.Time // zero = no lower bound on received_at (inclusive)
+	Until    time.Time // zero = no upper bound on received_at (exclusive: Since..Until is a half-open range)
+	// Query searches filename, sender, subject and field values (of the
+	// newest run that has fields, and reviewers' corrections) for a
+	// case-insensitive substring; "" = no search.
+	Query  string
+	Limit  int    // page size; 0 = 50, at most 1000
+	Cursor string // from a previous page; "" = first page
 }
 
 const (
@@ -385,6 +397,15 @@ func (s *Store) ListDocuments(ctx context.Context, q ListQuery) ([]DocumentSumma
 	if !q.Since.IsZero() {
 		add("received_at >= $?", q.Since)
 	}
+	if !q.Until.IsZero() {
+		add("received_at < $?", q.Until)
+	}
+	if text := strings.TrimSpace(q.Query); text != "" {
+		// One LIKE on the trigger-maintained, lower-cased search_text,
+		// which the trigram index serves (migration 013). PostgreSQL
+		// lower-cases both sides, so they agree on every letter.
+		add(`search_text LIKE lower($?) ESCAPE '\'`, "%"+likeEscaper.Replace(clean(text))+"%")
+	}
 	if q.Cursor != "" {
 		at, id, err := decodeCursor(q.Cursor)
 		if err != nil {
@@ -400,7 +421,13 @@ func (s *Store) ListDocuments(ctx context.Context, q ListQuery) ([]DocumentSumma
 	args = append(args, limit+1)
 	sql += fmt.Sprintf(` ORDER BY received_at DESC, id DESC LIMIT $%d`, len(args))
 
-	rows, _ := s.pool.Query(ctx, sql, args...)
+	// Planned for these values every time (an unnamed statement, its
+	// description cached): a cached generic plan, which PostgreSQL picks
+	// after five runs of a prepared statement, cannot know how many rows
+	// a search term or a date range selects, and reading every match of
+	// a common term to sort them is many times slower than walking the
+	// newest documents.
+	rows, _ := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 	var d DocumentSummary
 	out := make([]DocumentSummary, 0, limit)
 	if _, err := pgx.ForEachRow(rows, d.scanArgs(), func() error {
@@ -417,6 +444,9 @@ func (s *Store) ListDocuments(ctx context.Context, q ListQuery) ([]DocumentSumma
 	}
 	return out, next, nil
 }
+
+// likeEscaper makes a user's text match literally inside a LIKE pattern.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // A cursor is the (received_at, id) of the last document of a page, in
 // microseconds because that is PostgreSQL's timestamp precision.
