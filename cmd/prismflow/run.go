@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,6 +25,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"prismflow/connectors/blob"
+	"prismflow/connectors/console"
+	"prismflow/connectors/console/live"
+	"prismflow/connectors/console/pages"
+	"prismflow/connectors/console/stats"
 	"prismflow/connectors/httpapi"
 	"prismflow/pipeline"
 	"prismflow/pipeline/broker"
@@ -33,8 +38,11 @@ import (
 	"prismflow/pipeline/topology"
 	"prismflow/schemas"
 	"prismflow/schemas/events"
+	"prismflow/stages/analyze/chat"
+	"prismflow/stages/classify"
 	"prismflow/stages/ingest"
 	"prismflow/stages/persist"
+	"prismflow/stages/render"
 )
 
 func runCmd() *cobra.Command {
@@ -112,7 +120,11 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 		log.Info("embedded Kafka broker", "addrs", brokers, "data", filepath.Join(c.DataDir, "kafka"))
 	}
 
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
+	// This client also produces the first event of every upload while
+	// the uploader waits for its 202: no linger (franz-go lingers 10 ms
+	// by default). Records still batch under load, behind the requests
+	// in flight.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0)}, kopts...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -252,7 +264,18 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 			},
 			Log: log,
 		}
+		if api.Chat, err = chat.Open(ctx, c.ChatProvider(), c.LLM, store.Pool(), metrics, log); err != nil {
+			return err
+		}
 		handler := api.Handler()
+		if c.Console.Enabled {
+			h, closeConsole, err := reviewerConsole(c, api, cl, codec, blobs, store, metrics, g, gctx, log)
+			if err != nil {
+				return err
+			}
+			defer closeConsole()
+			handler = h
+		}
 		if c.OTel.Endpoint != "" {
 			handler = traced(tp, handler)
 		}
@@ -270,6 +293,75 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 	}
 	log.Info("prismflow stopped")
 	return nil
+}
+
+// reviewerConsole returns the HTTP handler of the API with the reviewer
+// console at /: the console shares the API's store, key store, tenant
+// rules and upload, download and chat code. Its live-update hub runs in
+// g; closeConsole stops the statistics consumer.
+func reviewerConsole(c config.Config, api *httpapi.Server, cl *kgo.Client, codec *schemas.Codec, blobs blob.Store,
+	store *persist.Store, metrics *prometheus.Registry, g *errgroup.Group, gctx context.Context, log *slog.Logger,
+) (h http.Handler, closeConsole func(), err error) {
+	categories := render.DefaultTaxonomy()
+	if c.Classify.Taxonomy != "" {
+		data, err := os.ReadFile(c.Classify.Taxonomy)
+		if err != nil {
+			return nil, nil, fmt.Errorf("console: read taxonomy: %w", err)
+		}
+		tf, err := classify.ParseTaxonomy(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("console: taxonomy %s: %w", c.Classify.Taxonomy, err)
+		}
+		categories = categories[:0]
+		for _, cat := range tf.Categories {
+			categories = append(categories, cat.Name)
+		}
+	}
+	renderer, err := pages.NewRenderer(blobs, c.PageCacheDir(), c.Console.PageCacheBytes, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console: page images: %w", err)
+	}
+	hub := live.NewHub(cl, codec, nil, log, live.WithStatusLookup(func(ctx context.Context, tenant, id string) (string, error) {
+		d, err := store.Summary(ctx, tenant, id)
+		return d.Status, err
+	}))
+	g.Go(func() error { return hub.Run(gctx) })
+	collector := stats.New(cl, metrics, stats.WithLogger(log))
+	// A document is reprocessed from a transform stage's input; ingest
+	// (attachments) and persist (every topic) would not make a new run.
+	var reprocess []string
+	for _, n := range topology.Names {
+		if n != "ingest" && n != "persist" {
+			reprocess = append(reprocess, n)
+		}
+	}
+	srv := &console.Server{
+		Store:        store,
+		API:          api,
+		Keys:         api.Auth.Keys,
+		AuthRequired: api.Auth.Required,
+		SessionTTL:   c.Console.SessionTTL,
+		Categories:   categories,
+		Stages:       reprocess,
+		Pages:        renderer,
+		Live:         hub,
+		Operator:     console.KafkaOperator{Client: cl, Codec: codec},
+		Stats:        collector.Collect,
+		Log:          log,
+	}
+	ch, err := srv.Handler()
+	if err != nil {
+		collector.Close()
+		return nil, nil, err
+	}
+	apiH := api.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", ch)
+	for _, p := range []string{"/v1/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, apiH)
+	}
+	log.Info("reviewer console", "path", "/", "auth_required", srv.AuthRequired)
+	return mux, collector.Close, nil
 }
 
 // serve listens on addr and serves h in the background. stop shuts the

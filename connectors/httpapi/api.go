@@ -11,6 +11,10 @@
 //	GET  /v1/documents            ?status= &category= &parent_id= &since= &limit= &cursor=
 //	GET  /v1/documents/{id}       the document with everything the stages found
 //	GET  /v1/documents/{id}/outputs/{name}
+//	POST /v1/documents/{id}/feedback/{item}   {"action": "accept"|"reject", "comment"}
+//	POST /v1/documents/{id}/corrections       {"field": "category"|NAME, "value"}
+//	GET  /v1/documents/{id}/chat              the questions and answers kept with the document
+//	POST /v1/documents/{id}/chat              {"question", "language"}: the answer (NDJSON stream on Accept: application/x-ndjson)
 package httpapi
 
 import (
@@ -28,6 +32,7 @@ import (
 
 	"prismflow/connectors/blob"
 	"prismflow/pipeline"
+	"prismflow/stages/analyze/chat"
 	"prismflow/stages/ingest"
 	"prismflow/stages/persist"
 )
@@ -71,6 +76,9 @@ type Server struct {
 	// Auth authenticates and rate-limits /v1; nil: every request is the
 	// default tenant's, unlimited (tests, loopback).
 	Auth *Auth
+	// Chat answers questions about a document; nil: the chat endpoints
+	// answer 503.
+	Chat chat.Answerer
 	Log  *slog.Logger
 }
 
@@ -83,6 +91,9 @@ func (s *Server) Handler() http.Handler {
 	v1.HandleFunc("GET /v1/documents/{id}", s.document)
 	v1.HandleFunc("GET /v1/documents/{id}/outputs/{name}", s.output)
 	v1.HandleFunc("POST /v1/documents/{id}/feedback/{item}", s.decide)
+	v1.HandleFunc("POST /v1/documents/{id}/corrections", s.correct)
+	v1.HandleFunc("GET /v1/documents/{id}/chat", s.chatHistory)
+	v1.HandleFunc("POST /v1/documents/{id}/chat", s.ask)
 	mux := http.NewServeMux()
 	if s.Auth != nil {
 		mux.Handle("/v1/", s.Auth.middleware(v1))
@@ -106,38 +117,60 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	// Leave room for the multipart envelope around a file of MaxBytes;
 	// ingest enforces the exact file limit itself while streaming.
 	r.Body = http.MaxBytesReader(w, r.Body, s.Ingest.MaxBytes+1<<20)
-	body, filename, password, err := uploadBody(r)
+	u, err := ReadUpload(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	tenant := tenantOf(r)
-	// The same Idempotency-Key names the same document: a client that
-	// lost the answer can send again without making a second one.
-	idemKey := r.Header.Get("Idempotency-Key")
+	resp, err := s.Receive(r.Context(), tenantOf(r), r.Header.Get("Idempotency-Key"), u)
+	var ue *UploadError
+	if errors.As(err, &ue) {
+		if ue.RetryAfter != "" {
+			w.Header().Set("Retry-After", ue.RetryAfter)
+		}
+		writeError(w, ue.Status, ue.Err.Error())
+		return
+	}
+	w.Header().Set("Location", resp.StatusURL)
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// UploadError is why Receive refused or failed an upload, with the HTTP
+// status that says so.
+type UploadError struct {
+	Status     int
+	RetryAfter string // seconds, for 409 and 503
+	Err        error
+}
+
+func (e *UploadError) Error() string { return e.Err.Error() }
+func (e *UploadError) Unwrap() error { return e.Err }
+
+// Receive ingests an upload of tenant exactly as POST /v1/documents does
+// (the reviewer console's upload form comes through here too): it
+// streams the file to the blob store and returns once Kafka has
+// acknowledged its DocumentReceived event. The same idemKey (when not
+// "") of the same tenant returns the same document instead of a second
+// one. Every error is an *UploadError.
+func (s *Server) Receive(ctx context.Context, tenant, idemKey string, u Upload) (UploadResponse, error) {
 	if idemKey != "" && s.Store != nil {
 		idem := idempotency{s.Store.Pool()}
-		doc, err := idem.claim(r.Context(), tenant, idemKey)
+		doc, err := idem.claim(ctx, tenant, idemKey)
 		switch {
 		case errors.Is(err, errKeyInFlight):
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusConflict, err.Error())
-			return
+			return UploadResponse{}, &UploadError{Status: http.StatusConflict, RetryAfter: "1", Err: err}
 		case err != nil:
 			s.Log.Error("idempotency key", "err", err)
-			writeError(w, http.StatusServiceUnavailable, "could not check the Idempotency-Key; retry")
-			return
+			return UploadResponse{}, &UploadError{Status: http.StatusServiceUnavailable, Err: errors.New("could not check the Idempotency-Key; retry")}
 		case doc != "":
-			_, _ = io.Copy(io.Discard, body)
-			w.Header().Set("Location", "/v1/documents/"+doc)
-			writeJSON(w, http.StatusAccepted, UploadResponse{ID: doc, StatusURL: "/v1/documents/" + doc})
-			return
+			_, _ = io.Copy(io.Discard, u.Body)
+			return UploadResponse{ID: doc, StatusURL: "/v1/documents/" + doc}, nil
 		}
 	}
-	ev, err := s.Ingest.Ingest(r.Context(), ingest.Upload{Tenant: tenant, Filename: filename, Body: body, Password: password})
+	ev, err := s.Ingest.Ingest(ctx, ingest.Upload{Tenant: tenant, Filename: u.Filename, Body: u.Body, Password: u.Password})
 	if idemKey != "" && s.Store != nil {
 		// Settle the claim even if the client went away meanwhile.
-		ctx, idem := context.WithoutCancel(r.Context()), idempotency{s.Store.Pool()}
+		ctx, idem := context.WithoutCancel(ctx), idempotency{s.Store.Pool()}
 		if err != nil {
 			idem.release(ctx, tenant, idemKey)
 		} else if derr := idem.done(ctx, tenant, idemKey, ev.Document.ID); derr != nil {
@@ -148,70 +181,89 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.Is(err, ingest.ErrTooLarge), errors.As(err, &tooLarge):
-			writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+			return UploadResponse{}, &UploadError{Status: http.StatusRequestEntityTooLarge, Err: err}
 		case errors.Is(err, ingest.ErrUnsupportedType):
-			writeError(w, http.StatusUnsupportedMediaType, err.Error())
+			return UploadResponse{}, &UploadError{Status: http.StatusUnsupportedMediaType, Err: err}
 		case pipeline.IsPermanent(err):
-			writeError(w, http.StatusBadRequest, err.Error())
+			return UploadResponse{}, &UploadError{Status: http.StatusBadRequest, Err: err}
 		default:
-			s.Log.Error("upload failed", "filename", filename, "err", err)
-			writeError(w, http.StatusServiceUnavailable, "upload could not be stored or announced; retry")
+			s.Log.Error("upload failed", "filename", u.Filename, "err", err)
+			return UploadResponse{}, &UploadError{Status: http.StatusServiceUnavailable, Err: errors.New("upload could not be stored or announced; retry")}
 		}
-		return
 	}
 	s.Log.Info("document received", "document", ev.Document.ID, "filename", ev.Document.Filename, "bytes", ev.Document.SizeBytes)
-	w.Header().Set("Location", "/v1/documents/"+ev.Document.ID)
-	writeJSON(w, http.StatusAccepted, UploadResponse{
+	return UploadResponse{
 		ID: ev.Document.ID, Filename: ev.Document.Filename, SHA256: ev.Document.SHA256,
 		SizeBytes: ev.Document.SizeBytes, StatusURL: "/v1/documents/" + ev.Document.ID,
-	})
+	}, nil
 }
 
-// maxPasswordBytes bounds the password form field, which is read whole.
+// maxPasswordBytes bounds the password form field, which is read whole;
+// other small fields before the file (Upload.Fields) have the same bound.
 const maxPasswordBytes = 1 << 10
 
-// uploadBody finds the file in a multipart form (field "file") or takes
+// maxExtraFields bounds the number of small fields before the file.
+const maxExtraFields = 8
+
+// Upload is a file arriving over HTTP, not yet read: Body streams it.
+type Upload struct {
+	Filename string
+	Password string // opens an encrypted PDF; passed on, never logged
+	Body     io.Reader
+	// Fields are the form's other fields before the file part, such as
+	// the console's CSRF token.
+	Fields map[string]string
+}
+
+// ReadUpload finds the file in a multipart form (field "file") or takes
 // the raw body with ?filename=. It streams: the multipart reader hands
 // the part over without buffering the file. The password that opens an
 // encrypted PDF comes as ?password= or as a "password" field before the
 // file part (a field after it could only be read by buffering the file).
-// It is passed on, never logged.
-func uploadBody(r *http.Request) (body io.Reader, filename, password string, err error) {
-	password = r.URL.Query().Get("password")
+func ReadUpload(r *http.Request) (Upload, error) {
+	u := Upload{Password: r.URL.Query().Get("password"), Fields: map[string]string{}}
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "multipart/form-data" {
-		name := r.URL.Query().Get("filename")
-		if name == "" {
-			return nil, "", "", errors.New("send multipart/form-data with a \"file\" field, or the raw file with ?filename=NAME")
+		u.Filename = r.URL.Query().Get("filename")
+		if u.Filename == "" {
+			return Upload{}, errors.New("send multipart/form-data with a \"file\" field, or the raw file with ?filename=NAME")
 		}
-		return r.Body, name, password, nil
+		u.Body = r.Body
+		return u, nil
 	}
 	mr := multipart.NewReader(r.Body, params["boundary"])
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return nil, "", "", errors.New(`multipart form has no "file" field`)
+			return Upload{}, errors.New(`multipart form has no "file" field`)
 		}
 		if err != nil {
-			return nil, "", "", fmt.Errorf("read multipart form: %w", err)
+			return Upload{}, fmt.Errorf("read multipart form: %w", err)
 		}
-		switch part.FormName() {
-		case "password":
-			b, err := io.ReadAll(io.LimitReader(part, maxPasswordBytes+1))
-			if err != nil {
-				return nil, "", "", fmt.Errorf("read multipart form: password: %w", err)
+		name := part.FormName()
+		if name == "file" {
+			u.Filename = part.FileName()
+			if u.Filename == "" {
+				u.Filename = "document"
 			}
-			if len(b) > maxPasswordBytes {
-				return nil, "", "", fmt.Errorf("password longer than %d bytes", maxPasswordBytes)
-			}
-			password = string(b)
-		case "file":
-			name := part.FileName()
-			if name == "" {
-				name = "document"
-			}
-			return part, name, password, nil
+			u.Body = part
+			return u, nil
 		}
+		b, err := io.ReadAll(io.LimitReader(part, maxPasswordBytes+1))
+		if err != nil {
+			return Upload{}, fmt.Errorf("read multipart form: %s: %w", name, err)
+		}
+		if len(b) > maxPasswordBytes {
+			return Upload{}, fmt.Errorf("%s longer than %d bytes", name, maxPasswordBytes)
+		}
+		if name == "password" {
+			u.Password = string(b)
+			continue
+		}
+		if len(u.Fields) >= maxExtraFields {
+			return Upload{}, fmt.Errorf("multipart form has more than %d fields before the file", maxExtraFields)
+		}
+		u.Fields[name] = string(b)
 	}
 }
 
@@ -322,8 +374,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) output(w http.ResponseWriter, r *http.Request) {
-	id, name := r.PathValue("id"), r.PathValue("name")
-	doc, err := s.Store.Document(r.Context(), tenantOf(r), id)
+	s.ServeOutput(w, r, tenantOf(r), r.PathValue("id"), r.PathValue("name"))
+}
+
+// ServeOutput sends output name (form.pdf, reply.eml) of the latest run
+// of document id of tenant as a download; the console's download links
+// are served by it too.
+func (s *Server) ServeOutput(w http.ResponseWriter, r *http.Request, tenant, id, name string) {
+	doc, err := s.Store.Document(r.Context(), tenant, id)
 	if errors.Is(err, persist.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no document "+id)
 		return

@@ -1,0 +1,82 @@
+package console
+
+import (
+	"net/http"
+	"slices"
+
+	"prismflow/connectors/console/stats"
+	"prismflow/pipeline"
+)
+
+type pipelineData struct {
+	Stats          []stats.StageStats
+	StatsOff       bool
+	DeadLetters    []pipeline.DeadLetterRecord
+	DeadLettersOff bool
+}
+
+// pipeline shows per stage throughput, in-flight, lag and dead letters,
+// and the tenant's dead letters with a redrive button each.
+func (h *handler) pipeline(w http.ResponseWriter, r *http.Request, rq *request) {
+	var d pipelineData
+	if h.Stats == nil {
+		d.StatsOff = true
+	} else {
+		st, err := h.Stats(r.Context())
+		if err != nil {
+			h.Log.Error("console: pipeline stats", "err", err)
+			h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+			return
+		}
+		d.Stats = st
+	}
+	if h.Operator == nil {
+		d.DeadLettersOff = true
+	} else {
+		dls, err := h.Operator.DeadLetters(r.Context())
+		if err != nil {
+			h.Log.Error("console: read dead letters", "err", err)
+			h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+			return
+		}
+		for _, dl := range dls {
+			if dl.Tenant == rq.Session.Tenant {
+				d.DeadLetters = append(d.DeadLetters, dl)
+			}
+		}
+		// Newest first, as the inbox.
+		slices.SortStableFunc(d.DeadLetters, func(a, b pipeline.DeadLetterRecord) int { return b.At.Compare(a.At) })
+	}
+	p := h.newPage(r, rq, translate(rq.Lang, "pipeline.title"), d)
+	if id := r.URL.Query().Get("redriven"); id != "" {
+		p.Notice = translate(rq.Lang, "pipeline.redriven", id)
+	}
+	h.render(w, r, http.StatusOK, "pipeline", p)
+}
+
+// redrive sends one dead letter of the tenant back to its topic.
+func (h *handler) redrive(w http.ResponseWriter, r *http.Request, rq *request) {
+	id := r.PostFormValue("id")
+	if h.Operator == nil {
+		h.fail(w, r, rq, http.StatusNotFound, "")
+		return
+	}
+	dls, err := h.Operator.DeadLetters(r.Context())
+	if err != nil {
+		h.Log.Error("console: read dead letters", "err", err)
+		h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+		return
+	}
+	i := slices.IndexFunc(dls, func(d pipeline.DeadLetterRecord) bool { return d.ID == id && d.Tenant == rq.Session.Tenant })
+	if i < 0 {
+		h.fail(w, r, rq, http.StatusNotFound, "")
+		return
+	}
+	if err := h.Operator.Redrive(r.Context(), dls[i]); err != nil {
+		h.Log.Error("console: redrive", "dead_letter", id, "err", err)
+		h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+		return
+	}
+	h.Log.Info("console redrive", "dead_letter", id, "document", dls[i].DocumentID, "actor", rq.Session.Actor)
+	back(w, r, "/pipeline?redriven="+id)
+}
