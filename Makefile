@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/prismflow
 
-.PHONY: run build deps test-deps bench-deps test test-short fuzz bench bench-extract vet fmt clean
+.PHONY: run build deps test-deps bench-deps test test-short chaos fuzz bench bench-extract bench-scale bench-upload vendor-js vet fmt clean
 
 ## run: install what is missing, build, and start the embedded pipeline
 run: deps build
@@ -27,6 +27,13 @@ bench-deps:
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+
+## chaos: the reliability suite (build tag chaos): kill -9 stage processes, broker and PostgreSQL
+## outages, a failing LLM endpoint; every document must end done exactly once. PRISMFLOW_CHAOS_SEED
+## replays a run's faults (its seed is logged).
+chaos: test-deps
+	$(GO) vet -tags chaos ./cmd/prismflow
+	$(GO) test -tags chaos -count=1 -timeout 20m -run '^TestChaos' -v ./cmd/prismflow
 
 ## fuzz: each fuzz target briefly (go test runs one target per -fuzz); FUZZTIME=1m make fuzz for longer.
 ## A finding fails it and lands in the package's testdata/fuzz, where make test replays it from then on.
@@ -69,6 +76,22 @@ bench:
 ## bench-extract: extract vs pdftotext, OCR vs tesseract CLI vs ocrmypdf, peak memory on 100 scanned pages
 bench-extract: bench-deps
 	$(GO) run ./stages/extract/cmd/benchextract -corpus ../shared/corpus
+
+## bench-scale: the extract stage with 1 and 2 processes on a 6-partition topic under an OCR load: pages/s and ratio
+bench-scale: deps
+	$(GO) test -run '^$$' -bench '^BenchmarkExtractScaling$$' -benchtime 1x -timeout 30m ./cmd/prismflow
+
+## bench-upload: 100 KB uploads at 50 concurrent clients (hey, and wrk with a new body each time), and 16 MB uploads
+HEY := $(shell $(GO) env GOPATH)/bin/hey
+bench-upload: bench-deps
+	@[ -x $(HEY) ] || $(GO) install github.com/rakyll/hey@latest
+	PATH=$(dir $(HEY)):$$PATH $(GO) test -run '^$$' -bench '^BenchmarkUpload$$' -benchtime 1x -timeout 30m ./cmd/prismflow
+
+## vendor-js: refresh the console's htmx from the npm registry (the result is committed; nothing is fetched at run time)
+vendor-js:
+	d=$$(mktemp -d) && cd $$d && npm pack htmx.org@2 && tar xzf htmx.org-*.tgz && \
+	cp package/dist/htmx.min.js $(CURDIR)/connectors/console/static/vendor/htmx.min.js && \
+	cp package/LICENSE $(CURDIR)/connectors/console/static/vendor/htmx.LICENSE && rm -rf $$d
 
 vet:
 	$(GO) vet ./...

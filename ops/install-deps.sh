@@ -3,8 +3,10 @@
 # that are missing, so `make run` and `make test` work on a fresh machine.
 #   ops/install-deps.sh run    what the product needs (C compiler for go-fitz, PostgreSQL server binaries,
 #                              Tesseract with Italian, English and orientation data for OCR)
-#   ops/install-deps.sh test   plus what the tests talk to (kcat, poppler-utils, dovecot-imapd)
-#   ops/install-deps.sh bench  plus what `make bench-extract` compares against (ocrmypdf)
+#   ops/install-deps.sh test   plus what the tests talk to (kcat, poppler-utils, dovecot-imapd,
+#                              chromium for the console's browser tests)
+#   ops/install-deps.sh bench  plus what the benchmarks compare against or load with
+#                              (ocrmypdf; wrk for make bench-upload)
 set -euo pipefail
 mode=${1:-run}
 
@@ -26,9 +28,11 @@ if [ "$mode" = test ] || [ "$mode" = bench ]; then
   have_cmd kcat || need+=(kcat)
   have_cmd pdftotext || need+=(poppler-utils)
   have_cmd dovecot || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
 fi
 if [ "$mode" = bench ]; then
   have_cmd ocrmypdf || need+=(ocrmypdf)
+  have_cmd wrk || need+=(wrk)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
