@@ -27,7 +27,8 @@ type Config struct {
 	// DataDir holds everything the embedded mode keeps: the broker log,
 	// blobs and the private PostgreSQL. Default ./data.
 	DataDir string `mapstructure:"data_dir"`
-	// Stages to run in this process; empty means all of them.
+	// Stages to run in this process; empty means all of them, "none"
+	// (alone) none: a process serving only the API, console and connectors.
 	Stages   []string     `mapstructure:"stages"`
 	HTTP     HTTP         `mapstructure:"http"`
 	Kafka    Kafka        `mapstructure:"kafka"`
@@ -416,7 +417,7 @@ func (o Option) Env() string {
 // Options is every setting, in the order the reference prints them.
 var Options = []Option{
 	{"data_dir", "./data", "Folder for the embedded broker, blobs and private PostgreSQL."},
-	{"stages", []string{}, "Stages this process runs (comma separated); empty = all."},
+	{"stages", []string{}, "Stages this process runs (comma separated); empty = all; none = no stage (API, console and connectors only)."},
 	{"http.addr", "localhost:8080", "Address of the HTTP API; empty disables it."},
 	{"http.ops_addr", "", "Address serving only /healthz, /readyz and /metrics (for stage workers without the API); empty = off."},
 	{"kafka.brokers", []string{}, "Kafka bootstrap brokers (comma separated); empty = embedded broker."},

@@ -89,10 +89,18 @@ type Deps struct {
 	Log        *slog.Logger
 }
 
+// NoStage, as the whole stage list, runs no stage at all: a process that
+// only serves the API, the console and the connectors, in front of stage
+// workers elsewhere.
+const NoStage = "none"
+
 // Stages builds the consumer stages named in names (all when empty).
 func Stages(d Deps, names []string) ([]pipeline.Stage, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
+	}
+	if slices.Equal(names, []string{NoStage}) {
+		return nil, nil
 	}
 	for _, n := range names {
 		if !slices.Contains(Names, n) {

@@ -46,4 +46,10 @@ func TestStagesMatchTheDeclaredGraph(t *testing.T) {
 	if _, err := Stages(Deps{Config: c, Blobs: blobs}, []string{"extract", "nonsense"}); err == nil {
 		t.Error("an unknown stage name was accepted")
 	}
+	if none, err := Stages(Deps{Config: c, Blobs: blobs}, []string{NoStage}); err != nil || len(none) != 0 {
+		t.Errorf("stages none: %d stages, %v; want none", len(none), err)
+	}
+	if _, err := Stages(Deps{Config: c, Blobs: blobs}, []string{NoStage, "extract"}); err == nil {
+		t.Error("none beside a stage name was accepted")
+	}
 }
