@@ -364,10 +364,8 @@ func (h *handler) redriveDocument(w http.ResponseWriter, r *http.Request, rq *re
 		h.storeError(w, r, rq, "read document", err)
 		return
 	}
-	dls, err := h.Operator.DeadLetters(r.Context())
-	if err != nil {
-		h.Log.Error("console: read dead letters", "err", err)
-		h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+	dls, ok := h.deadLetters(w, r, rq)
+	if !ok {
 		return
 	}
 	n := 0

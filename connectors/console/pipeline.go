@@ -33,17 +33,11 @@ func (h *handler) pipeline(w http.ResponseWriter, r *http.Request, rq *request) 
 	if h.Operator == nil {
 		d.DeadLettersOff = true
 	} else {
-		dls, err := h.Operator.DeadLetters(r.Context())
-		if err != nil {
-			h.Log.Error("console: read dead letters", "err", err)
-			h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+		dls, ok := h.deadLetters(w, r, rq)
+		if !ok {
 			return
 		}
-		for _, dl := range dls {
-			if dl.Tenant == rq.Session.Tenant {
-				d.DeadLetters = append(d.DeadLetters, dl)
-			}
-		}
+		d.DeadLetters = dls
 		// Newest first, as the inbox.
 		slices.SortStableFunc(d.DeadLetters, func(a, b pipeline.DeadLetterRecord) int { return b.At.Compare(a.At) })
 	}
@@ -61,13 +55,11 @@ func (h *handler) redrive(w http.ResponseWriter, r *http.Request, rq *request) {
 		h.fail(w, r, rq, http.StatusNotFound, "")
 		return
 	}
-	dls, err := h.Operator.DeadLetters(r.Context())
-	if err != nil {
-		h.Log.Error("console: read dead letters", "err", err)
-		h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+	dls, ok := h.deadLetters(w, r, rq)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(dls, func(d pipeline.DeadLetterRecord) bool { return d.ID == id && d.Tenant == rq.Session.Tenant })
+	i := slices.IndexFunc(dls, func(d pipeline.DeadLetterRecord) bool { return d.ID == id })
 	if i < 0 {
 		h.fail(w, r, rq, http.StatusNotFound, "")
 		return
@@ -79,4 +71,22 @@ func (h *handler) redrive(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	h.Log.Info("console redrive", "dead_letter", id, "document", dls[i].DocumentID, "actor", rq.Session.Actor)
 	back(w, r, "/pipeline?redriven="+id)
+}
+
+// deadLetters reads the dead letters of rq's tenant (h.Operator is set).
+// When they cannot be read it logs, answers 503 and returns false.
+func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request, rq *request) ([]pipeline.DeadLetterRecord, bool) {
+	all, err := h.Operator.DeadLetters(r.Context())
+	if err != nil {
+		h.Log.Error("console: read dead letters", "err", err)
+		h.fail(w, r, rq, http.StatusServiceUnavailable, "")
+		return nil, false
+	}
+	var dls []pipeline.DeadLetterRecord
+	for _, d := range all {
+		if d.Tenant == rq.Session.Tenant {
+			dls = append(dls, d)
+		}
+	}
+	return dls, true
 }

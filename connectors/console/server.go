@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -235,26 +236,23 @@ func (h *handler) newPage(r *http.Request, rq *request, title string, data any) 
 	}
 }
 
-// render executes a full page; a template error after the first byte
-// can only be logged.
+// render executes a full page.
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
-	var buf bytes.Buffer
-	if err := h.views.page(p.Lang, name).ExecuteTemplate(&buf, "layout", p); err != nil {
-		h.Log.Error("console: render page", "page", name, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	h.execute(w, status, h.views.page(p.Lang, name), "layout", p, "page", name)
 }
 
 // fragment executes one named part of a page, for htmx and scripts.
 func (h *handler) fragment(w http.ResponseWriter, rq *request, status int, name string, data any) {
+	h.execute(w, status, h.views.fragments(rq.Lang), name, data, "fragment", name)
+}
+
+// execute runs template name of t with data into a buffer first, so that
+// a template error can still be answered with a 500 (kind and what name
+// the page or fragment in the log), and writes it with status.
+func (h *handler) execute(w http.ResponseWriter, status int, t *template.Template, name string, data any, kind, what string) {
 	var buf bytes.Buffer
-	if err := h.views.fragments(rq.Lang).ExecuteTemplate(&buf, name, data); err != nil {
-		h.Log.Error("console: render fragment", "fragment", name, "err", err)
+	if err := t.ExecuteTemplate(&buf, name, data); err != nil {
+		h.Log.Error("console: render "+kind, kind, what, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

@@ -13,7 +13,6 @@ import (
 	"mime"
 	"prismflow/stages/internal/pdfconf"
 	"prismflow/stages/internal/sniff"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -27,6 +26,7 @@ import (
 	"prismflow/connectors/blob"
 	"prismflow/pipeline"
 	"prismflow/schemas/events"
+	"prismflow/stages/extract/mupdf"
 	"prismflow/stages/extract/ocr"
 )
 
@@ -189,20 +189,13 @@ func (e *Extractor) pdf(ctx context.Context, doc events.Document, b []byte, pass
 		return nil, pipeline.Permanent(fmt.Errorf("extract: %s is truncated: no %%%%EOF marker at the end", name))
 	}
 
-	// MuPDF counts pages outside any fz_try in go-fitz (NumPage, and Text
-	// through it), and a negative page-tree /Count makes it throw there,
-	// which aborts the whole process. Refuse such files before MuPDF sees
-	// them.
-	if negativePageCount(b) {
-		return nil, pipeline.Permanent(fmt.Errorf("extract: %s is corrupt: its page tree has a negative /Count", name))
-	}
-
 	// go-fitz runs opening, page loading and text extraction inside MuPDF's
 	// fz_try, so damage comes back as an error; one page's failure is
-	// handled below without failing the document.
-	fd, b, err := openPDF(b, name, password)
+	// handled below without failing the document. OpenPDF refuses the
+	// files that would abort the process instead.
+	fd, b, err := mupdf.OpenPDF(b, password)
 	if err != nil {
-		return nil, err
+		return nil, openError(name, err)
 	}
 	defer fd.Close()
 
@@ -263,66 +256,22 @@ func (e *Extractor) pdf(ctx context.Context, doc events.Document, b []byte, pass
 	return pages, nil
 }
 
-// negativeCount finds a negative /Count. MuPDF's pdf_count_pages throws
-// "Invalid number of pages" on one in the page tree, and go-fitz calls it
-// unguarded. PDF allows white space between a name and its value.
-var negativeCount = regexp.MustCompile(`/Count[\x00\t\n\f\r ]*-[0-9]*[1-9]`)
-
-// pageTreeNode tells a page-tree node (it has /Kids or /Type /Pages) from
-// an outline item, whose negative /Count is legal: it marks the item
-// closed.
-var pageTreeNode = regexp.MustCompile(`/Kids\b|/Type[\x00\t\n\f\r ]*/Pages\b`)
-
-// negativePageCount reports whether an object of b that looks like a
-// page-tree node has a negative /Count. It reads the objects as written,
-// so a node inside a compressed object stream escapes it.
-func negativePageCount(b []byte) bool {
-	for _, m := range negativeCount.FindAllIndex(b, -1) {
-		start := bytes.LastIndex(b[:m[0]], []byte(" obj"))
-		end := bytes.Index(b[m[1]:], []byte("endobj"))
-		if start < 0 {
-			start = 0
-		}
-		if end < 0 {
-			end = len(b)
-		} else {
-			end += m[1]
-		}
-		if pageTreeNode.Match(b[start:end]) {
-			return true
-		}
+// openError words an error of mupdf.OpenPDF for the uploader of name.
+func openError(name string, err error) error {
+	var me *mupdf.Error
+	if !errors.As(err, &me) {
+		return fmt.Errorf("extract: %s: %w", name, err)
 	}
-	return false
-}
-
-// openPDF opens b with MuPDF. An encrypted PDF is opened with password:
-// go-fitz has no call for MuPDF's fz_authenticate_password, so pdfcpu
-// decrypts it in memory first. The caller closes the document.
-// It returns the bytes the document was opened from (decrypted, if it was).
-func openPDF(b []byte, name, password string) (*fitz.Document, []byte, error) {
-	fd, err := fitz.NewFromMemory(b)
-	if errors.Is(err, fitz.ErrNeedsPassword) && password != "" {
-		fd.Close()
-		plain, derr := decryptPDF(b, password)
-		if derr != nil {
-			return nil, nil, pipeline.Permanent(fmt.Errorf("extract: %s is encrypted and the password supplied does not open it: %w", name, derr))
-		}
-		b = plain
-		fd, err = fitz.NewFromMemory(b)
+	switch me.Reason {
+	case mupdf.NegativeCount:
+		return pipeline.Permanent(fmt.Errorf("extract: %s is corrupt: its page tree has a negative /Count", name))
+	case mupdf.NeedsPassword:
+		return pipeline.Permanent(fmt.Errorf("extract: %s is encrypted; upload it with its password or ask the sender for a copy without one", name))
+	case mupdf.WrongPassword:
+		return pipeline.Permanent(fmt.Errorf("extract: %s is encrypted and the password supplied does not open it: %w", name, me.Err))
+	default:
+		return pipeline.Permanent(fmt.Errorf("extract: %s is corrupt: %w", name, me.Err))
 	}
-	switch {
-	case errors.Is(err, fitz.ErrNeedsPassword):
-		fd.Close()
-		return nil, nil, pipeline.Permanent(fmt.Errorf("extract: %s is encrypted; upload it with its password or ask the sender for a copy without one", name))
-	case err != nil:
-		if fd != nil {
-			// go-fitz returns a half-built document with its errors;
-			// closing it frees the MuPDF context.
-			fd.Close()
-		}
-		return nil, nil, pipeline.Permanent(fmt.Errorf("extract: %s is corrupt: %w", name, err))
-	}
-	return fd, b, nil
 }
 
 // largeImagePages returns those of pages (0-based) that show an image of
@@ -354,17 +303,6 @@ func largeImagePages(b []byte, pages []int) ([]int, error) {
 		}
 	}
 	return out, nil
-}
-
-func decryptPDF(b []byte, password string) ([]byte, error) {
-	conf := pdfconf.New()
-	conf.UserPW = password
-	conf.OwnerPW = password
-	var out bytes.Buffer
-	if err := api.Decrypt(bytes.NewReader(b), &out, conf); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
 }
 
 // ocrPages fills in, with OCR, the pages still marked NeedsOCR. dpi 0

@@ -4,10 +4,18 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 )
+
+// disablePDFCPUConfigDir keeps pdfcpu from creating a configuration
+// folder in the user's home, as stages/internal/pdfconf does for the
+// code (tests outside stages cannot import it): the variable is
+// process-wide and only ever set to this value.
+var disablePDFCPUConfigDir = sync.OnceFunc(func() { model.ConfigPath = "disable" })
 
 // BenchmarkPNG measures a page drawn by MuPDF against one served from
 // the disk cache, and the first page of a 50-page document (the cost of

@@ -11,7 +11,7 @@
 // Hostile files. MuPDF reports damage by longjmp; go-fitz guards opening
 // and drawing but counts pages bare, and a negative page-tree /Count
 // aborts the whole process there, so such files are refused before
-// MuPDF sees them (the same guard as stages/extract). An image's size is
+// MuPDF sees them (the guard of stages/extract/mupdf). An image's size is
 // read from its header before MuPDF decodes it, so a decompression bomb
 // costs nothing, and a page is never drawn over MaxPixels: an absurdly
 // tall page is drawn narrower instead.

@@ -11,16 +11,13 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"regexp"
-	"sync"
 
 	fitz "github.com/gen2brain/go-fitz"
-	"github.com/pdfcpu/pdfcpu/pkg/api"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 	_ "golang.org/x/image/tiff"
 
 	"prismflow/connectors/blob"
 	"prismflow/pipeline"
+	"prismflow/stages/extract/mupdf"
 )
 
 // read loads the original under blobRef, refusing it past MaxSourceBytes.
@@ -134,10 +131,8 @@ func open(src []byte, password string) (*fitz.Document, error) {
 	case bytes.Contains(src[:min(len(src), 1024)], []byte("%PDF-")):
 		// The header may follow a few bytes of junk; readers accept up
 		// to 1 KiB, as the extract stage does.
-		if negativePageCount(src) {
-			return nil, pipeline.Permanent(errors.New("corrupt PDF: its page tree has a negative /Count"))
-		}
-		return openPDF(src, password)
+		fd, _, err := mupdf.OpenPDF(src, password)
+		return fd, err
 	default:
 		cfg, format, err := image.DecodeConfig(bytes.NewReader(src))
 		if err != nil {
@@ -155,81 +150,4 @@ func open(src []byte, password string) (*fitz.Document, error) {
 		}
 		return fd, nil
 	}
-}
-
-// openPDF opens a PDF, decrypting it in memory with password when it is
-// encrypted (go-fitz has no call for MuPDF's password check).
-func openPDF(src []byte, password string) (*fitz.Document, error) {
-	fd, err := fitz.NewFromMemory(src)
-	if errors.Is(err, fitz.ErrNeedsPassword) && password != "" {
-		fd.Close()
-		plain, derr := decryptPDF(src, password)
-		if derr != nil {
-			return nil, pipeline.Permanent(fmt.Errorf("encrypted PDF: the password does not open it: %w", derr))
-		}
-		fd, err = fitz.NewFromMemory(plain)
-	}
-	switch {
-	case errors.Is(err, fitz.ErrNeedsPassword):
-		fd.Close()
-		return nil, pipeline.Permanent(errors.New("encrypted PDF: no password to open it"))
-	case err != nil:
-		if fd != nil {
-			// go-fitz returns a half-built document with its errors;
-			// closing it frees the MuPDF context.
-			fd.Close()
-		}
-		return nil, pipeline.Permanent(fmt.Errorf("corrupt PDF: %w", err))
-	}
-	return fd, nil
-}
-
-// disablePDFCPUConfigDir keeps pdfcpu from creating a configuration
-// folder in the user's home (see stages/internal/pdfconf, which this
-// package cannot import): the variable is process-wide and only ever set
-// to this value.
-var disablePDFCPUConfigDir = sync.OnceFunc(func() { model.ConfigPath = "disable" })
-
-func decryptPDF(src []byte, password string) ([]byte, error) {
-	disablePDFCPUConfigDir()
-	conf := model.NewDefaultConfiguration()
-	conf.UserPW = password
-	conf.OwnerPW = password
-	var out bytes.Buffer
-	if err := api.Decrypt(bytes.NewReader(src), &out, conf); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
-// negativeCount finds a negative /Count. MuPDF's pdf_count_pages throws
-// "Invalid number of pages" on one in the page tree, and go-fitz calls it
-// outside fz_try, which aborts the process. PDF allows white space
-// between a name and its value. (The extract stage keeps the same guard.)
-var negativeCount = regexp.MustCompile(`/Count[\x00\t\n\f\r ]*-[0-9]*[1-9]`)
-
-// pageTreeNode tells a page-tree node (it has /Kids or /Type /Pages) from
-// an outline item, whose negative /Count is legal: it marks the item
-// closed.
-var pageTreeNode = regexp.MustCompile(`/Kids\b|/Type[\x00\t\n\f\r ]*/Pages\b`)
-
-// negativePageCount reports whether an object of b that looks like a
-// page-tree node has a negative /Count.
-func negativePageCount(b []byte) bool {
-	for _, m := range negativeCount.FindAllIndex(b, -1) {
-		start := bytes.LastIndex(b[:m[0]], []byte(" obj"))
-		end := bytes.Index(b[m[1]:], []byte("endobj"))
-		if start < 0 {
-			start = 0
-		}
-		if end < 0 {
-			end = len(b)
-		} else {
-			end += m[1]
-		}
-		if pageTreeNode.Match(b[start:end]) {
-			return true
-		}
-	}
-	return false
 }

@@ -333,21 +333,15 @@ func (c *Client) send(ctx context.Context, call Call) (Reply, int, error) {
 	reply, err := c.breaker.Execute(func() (Reply, error) {
 		for attempt := 1; ; attempt++ {
 			calls++
-			r, err := c.attempt(ctx, call)
+			r, err := c.attempt(ctx, func(actx context.Context) (Reply, error) { return c.b.Send(actx, call) })
 			if err != nil && ctx.Err() != nil {
 				return r, fmt.Errorf("%w: %w", errCallerGone, err)
 			}
 			if err == nil || attempt >= c.o.Attempts || !transient(ctx, err) {
 				return r, err
 			}
-			wait := c.backoff(attempt, err)
-			c.o.Log.Debug("llm call failed, retrying", "provider", c.b.Name(), "attempt", attempt, "wait", wait, "err", err)
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return Reply{}, fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
-			case <-t.C:
+			if err := c.pause(ctx, attempt, err, "llm call failed, retrying"); err != nil {
+				return Reply{}, err
 			}
 		}
 	})
@@ -360,9 +354,9 @@ func (c *Client) send(ctx context.Context, call Call) (Reply, int, error) {
 	return reply, calls, nil
 }
 
-// attempt is one HTTP call under the concurrency and rate limits and the
-// per-call timeout.
-func (c *Client) attempt(ctx context.Context, call Call) (Reply, error) {
+// attempt makes one call with do under the concurrency and rate limits
+// and the per-call timeout, which for a stream bounds the whole answer.
+func (c *Client) attempt(ctx context.Context, do func(context.Context) (Reply, error)) (Reply, error) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -374,7 +368,22 @@ func (c *Client) attempt(ctx context.Context, call Call) (Reply, error) {
 	}
 	actx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
-	return c.b.Send(actx, call)
+	return do(actx)
+}
+
+// pause waits out the backoff after failed attempt (err its failure),
+// logging msg. It returns an error when ctx ends first.
+func (c *Client) pause(ctx context.Context, attempt int, err error, msg string) error {
+	wait := c.backoff(attempt, err)
+	c.o.Log.Debug(msg, "provider", c.b.Name(), "attempt", attempt, "wait", wait, "err", err)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
+	case <-t.C:
+		return nil
+	}
 }
 
 // transient reports whether err is worth another try: throttling, a

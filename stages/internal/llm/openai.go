@@ -95,25 +95,9 @@ func (o *OpenAI) send(ctx context.Context, c Call, jsonObject bool) (Reply, erro
 	for _, m := range c.Messages {
 		req.Messages = append(req.Messages, oaMessage{Role: m.Role, Content: m.Text})
 	}
-	body, err := json.Marshal(req)
+	res, err := o.post(ctx, req, "")
 	if err != nil {
-		return Reply{}, fmt.Errorf("openai: encode request: %w", err)
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+"/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return Reply{}, fmt.Errorf("openai: %w", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	if o.APIKey != "" {
-		hr.Header.Set("Authorization", "Bearer "+o.APIKey)
-	}
-	hc := o.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	res, err := hc.Do(hr)
-	if err != nil {
-		return Reply{}, fmt.Errorf("openai: %w", err)
+		return Reply{}, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
@@ -121,8 +105,7 @@ func (o *OpenAI) send(ctx context.Context, c Call, jsonObject bool) (Reply, erro
 		return Reply{}, fmt.Errorf("openai: read response: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
-		return Reply{}, &StatusError{Provider: "openai", Status: res.StatusCode, Throttled: res.StatusCode == 429,
-			RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), time.Now()), Body: truncate(string(data), 300)}
+		return Reply{}, oaStatusError(res, data)
 	}
 	var out oaResponse
 	if err := json.Unmarshal(data, &out); err != nil {
@@ -157,4 +140,40 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// post sends req as JSON to the chat-completions endpoint, with accept as
+// the Accept header when it is set. The caller closes the response body.
+func (o *OpenAI) post(ctx context.Context, req any, accept string) (*http.Response, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("openai: encode request: %w", err)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+"/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		hr.Header.Set("Accept", accept)
+	}
+	if o.APIKey != "" {
+		hr.Header.Set("Authorization", "Bearer "+o.APIKey)
+	}
+	hc := o.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	res, err := hc.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
+	}
+	return res, nil
+}
+
+// oaStatusError describes an answer other than 200 OK; body is what was
+// read of it.
+func oaStatusError(res *http.Response, body []byte) *StatusError {
+	return &StatusError{Provider: "openai", Status: res.StatusCode, Throttled: res.StatusCode == http.StatusTooManyRequests,
+		RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), time.Now()), Body: truncate(string(body), 300)}
 }

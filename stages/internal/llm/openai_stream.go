@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 )
 
 type oaStreamRequest struct {
@@ -56,32 +55,14 @@ func (o *OpenAI) Stream(ctx context.Context, c Call, emit func(string) error) (R
 	for _, m := range c.Messages {
 		req.Messages = append(req.Messages, oaMessage{Role: m.Role, Content: m.Text})
 	}
-	body, err := json.Marshal(req)
+	res, err := o.post(ctx, req, "text/event-stream")
 	if err != nil {
-		return Reply{}, fmt.Errorf("openai: encode request: %w", err)
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.BaseURL, "/")+"/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return Reply{}, fmt.Errorf("openai: %w", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Accept", "text/event-stream")
-	if o.APIKey != "" {
-		hr.Header.Set("Authorization", "Bearer "+o.APIKey)
-	}
-	hc := o.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	res, err := hc.Do(hr)
-	if err != nil {
-		return Reply{}, fmt.Errorf("openai: %w", err)
+		return Reply{}, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-		return Reply{}, &StatusError{Provider: "openai", Status: res.StatusCode, Throttled: res.StatusCode == 429,
-			RetryAfter: parseRetryAfter(res.Header.Get("Retry-After"), time.Now()), Body: truncate(string(data), 300)}
+		return Reply{}, oaStatusError(res, data)
 	}
 	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt == "application/json" {
 		return o.unstreamed(res.Body, emit)

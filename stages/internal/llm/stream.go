@@ -63,17 +63,19 @@ func (c *Client) Stream(ctx context.Context, req TextRequest, emit func(delta st
 	reply, err := c.breaker.Execute(func() (Reply, error) {
 		for attempt := 1; ; attempt++ {
 			calls++
-			r, err := c.streamAttempt(ctx, s, call, func(d string) error {
-				// Pieces already read when the caller gave up are not
-				// passed on: after a cancel, emit is never called.
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := emit(d); err != nil {
-					return &emitError{err}
-				}
-				text.WriteString(d)
-				return nil
+			r, err := c.attempt(ctx, func(actx context.Context) (Reply, error) {
+				return s.Stream(actx, call, func(d string) error {
+					// Pieces already read when the caller gave up are not
+					// passed on: after a cancel, emit is never called.
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					if err := emit(d); err != nil {
+						return &emitError{err}
+					}
+					text.WriteString(d)
+					return nil
+				})
 			})
 			if _, ok := errors.AsType[*emitError](err); ok {
 				return r, fmt.Errorf("%w: %w", errCallerGone, err)
@@ -84,14 +86,8 @@ func (c *Client) Stream(ctx context.Context, req TextRequest, emit func(delta st
 			if err == nil || text.Len() > 0 || attempt >= c.o.Attempts || !transient(ctx, err) {
 				return r, err
 			}
-			wait := c.backoff(attempt, err)
-			c.o.Log.Debug("llm stream failed, retrying", "provider", c.b.Name(), "attempt", attempt, "wait", wait, "err", err)
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return Reply{}, fmt.Errorf("%w: %w", errCallerGone, ctx.Err())
-			case <-t.C:
+			if err := c.pause(ctx, attempt, err, "llm stream failed, retrying"); err != nil {
+				return Reply{}, err
 			}
 		}
 	})
@@ -114,21 +110,4 @@ func (c *Client) Stream(ctx context.Context, req TextRequest, emit func(delta st
 		return resp, fmt.Errorf("llm %s/%s: %w", c.b.Name(), c.b.Model(), err)
 	}
 	return resp, nil
-}
-
-// streamAttempt is one streaming call under the concurrency and rate
-// limits and the per-call timeout, which bounds the whole answer.
-func (c *Client) streamAttempt(ctx context.Context, s Streamer, call Call, emit func(string) error) (Reply, error) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return Reply{}, ctx.Err()
-	}
-	defer func() { <-c.sem }()
-	if err := c.limiter.Wait(ctx); err != nil {
-		return Reply{}, fmt.Errorf("rate limit: %w", err)
-	}
-	actx, cancel := context.WithTimeout(ctx, c.o.Timeout)
-	defer cancel()
-	return s.Stream(actx, call, emit)
 }
