@@ -275,11 +275,11 @@ func TestListSearchAndDates(t *testing.T) {
 		{"all tenants (same time: id descending)", ListQuery{Query: "gm123ab"}, []string{"theirs", "fleet"}},
 		{"other tenant's documents stay hidden", ListQuery{Tenant: "globex", Query: "visura"}, nil},
 		{"no match", ListQuery{Tenant: "acme", Query: "nessuno"}, nil},
-		{"search and category", ListQuery{Tenant: "acme", Query: "r", Category: "Fabbricato"}, []string{"house"}},
+		{"search and category", ListQuery{Tenant: "acme", Query: "via", Category: "Fabbricato"}, []string{"house"}},
 		{"search and status", ListQuery{Tenant: "acme", Query: ".pdf", Status: StatusProcessing}, []string{"pending", "house"}},
 		{"until is exclusive", ListQuery{Tenant: "acme", Until: day.Add(24 * time.Hour)}, []string{"fleet"}},
 		{"since..until", ListQuery{Tenant: "acme", Since: day.Add(time.Hour), Until: day.Add(72 * time.Hour)}, []string{"pending", "house"}},
-		{"search within dates", ListQuery{Tenant: "acme", Query: "a", Since: day, Until: day.Add(25 * time.Hour)}, []string{"house", "fleet"}},
+		{"search within dates", ListQuery{Tenant: "acme", Query: ".it", Since: day, Until: day.Add(25 * time.Hour)}, []string{"house", "fleet"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			page, _, err := s.ListDocuments(ctx, c.q)
@@ -297,13 +297,18 @@ func TestListSearchAndDates(t *testing.T) {
 	}
 
 	// Search pages by cursor like any listing.
-	first, next, err := s.ListDocuments(ctx, ListQuery{Tenant: "acme", Query: ".", Limit: 2})
-	if err != nil || len(first) != 2 || next == "" {
-		t.Fatalf("first page: %v %d %q", err, len(first), next)
+	first, next, err := s.ListDocuments(ctx, ListQuery{Tenant: "acme", Query: ".pdf", Limit: 1})
+	if err != nil || len(first) != 1 || first[0].ID != "pending" || next == "" {
+		t.Fatalf("first page: %v %+v %q", err, first, next)
 	}
-	rest, next, err := s.ListDocuments(ctx, ListQuery{Tenant: "acme", Query: ".", Limit: 2, Cursor: next})
-	if err != nil || len(rest) != 1 || rest[0].ID != "fleet" || next != "" {
+	rest, next, err := s.ListDocuments(ctx, ListQuery{Tenant: "acme", Query: ".pdf", Limit: 1, Cursor: next})
+	if err != nil || len(rest) != 1 || rest[0].ID != "house" || next != "" {
 		t.Fatalf("second page: %v %+v %q", err, rest, next)
+	}
+
+	// Shorter terms would scan every document: refused as bad input.
+	if _, _, err := s.ListDocuments(ctx, ListQuery{Tenant: "acme", Query: " po "}); !pipeline.IsPermanent(err) {
+		t.Errorf("a two-character search: %v, want a permanent error", err)
 	}
 
 	// A replay hides nothing while its classify has not run yet: the

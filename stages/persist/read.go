@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -346,11 +347,16 @@ type ListQuery struct {
 	Until    time.Time // zero = no upper bound on received_at (exclusive: Since..Until is a half-open range)
 	// Query searches filename, sender, subject and field values (of the
 	// newest run that has fields, and reviewers' corrections) for a
-	// case-insensitive substring; "" = no search.
+	// case-insensitive substring of at least MinQueryRunes characters;
+	// "" = no search.
 	Query  string
 	Limit  int    // page size; 0 = 50, at most 1000
 	Cursor string // from a previous page; "" = first page
 }
+
+// MinQueryRunes is the shortest text search: the trigram index serves
+// terms of three characters or more.
+const MinQueryRunes = 3
 
 const (
 	defaultLimit = 50
@@ -401,6 +407,11 @@ func (s *Store) ListDocuments(ctx context.Context, q ListQuery) ([]DocumentSumma
 		add("received_at < $?", q.Until)
 	}
 	if text := strings.TrimSpace(q.Query); text != "" {
+		if utf8.RuneCountInString(text) < MinQueryRunes {
+			// Trigrams cannot serve a shorter term: it would scan every
+			// document of the tenant (0.5 s at 100,000).
+			return nil, "", pipeline.Permanent(fmt.Errorf("persist: list: search %q: at least %d characters", text, MinQueryRunes))
+		}
 		// One LIKE on the trigger-maintained, lower-cased search_text,
 		// which the trigram index serves (migration 013). PostgreSQL
 		// lower-cases both sides, so they agree on every letter.
