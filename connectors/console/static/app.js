@@ -114,6 +114,9 @@
       if (xhr.status === 200) {
         upload.reset();
         if (status) { status.textContent = ""; }
+        // The first document of an empty inbox: the row is in.
+        var empty = $(".empty");
+        if (empty) { empty.remove(); }
       } else if (status) {
         status.textContent = xhr.responseText || xhr.statusText;
       }
