@@ -33,6 +33,7 @@ type env struct {
 	store *persist.Store
 	keys  *httpapi.KeyStore
 	p     *persist.Persister
+	blobs blob.Store
 
 	mu        sync.Mutex
 	published []events.DocumentReceived
@@ -54,7 +55,7 @@ func newEnvWith(t testing.TB, authRequired bool, publish func(context.Context, e
 	}
 	t.Cleanup(store.Close)
 	blobs := blob.NewMemory()
-	e := &env{store: store, keys: httpapi.NewKeyStore(store.Pool()), p: &persist.Persister{Store: store}}
+	e := &env{store: store, keys: httpapi.NewKeyStore(store.Pool()), p: &persist.Persister{Store: store}, blobs: blobs}
 	answerer, err := chat.Open(ctx, "rules", config.LLM{}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
