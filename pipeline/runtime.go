@@ -66,7 +66,9 @@ type Config struct {
 	BatchSize int
 	// TransactionTimeout is the broker-side limit on an open transaction:
 	// after a crash, the partitions the dead process had are blocked at
-	// most this long. Default 30s.
+	// most this long. A transaction opens only once its batch is handled,
+	// so it lasts as long as a produce and a commit. Default 10s, as in
+	// Kafka Streams' exactly-once mode.
 	TransactionTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight records may still run
 	// after Run's context is cancelled. Default 30s.
@@ -95,7 +97,7 @@ func (c Config) withDefaults() Config {
 		c.BatchSize = 100
 	}
 	if c.TransactionTimeout <= 0 {
-		c.TransactionTimeout = 30 * time.Second
+		c.TransactionTimeout = 10 * time.Second
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
