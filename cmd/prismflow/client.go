@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -42,16 +45,43 @@ func addAPIFlag(cmd *cobra.Command) {
 	cmd.Flags().String("api", "", "prismflow API base URL (default http:// + http.addr)")
 }
 
-// upload streams a file to the API as multipart form data: the pipe keeps
-// memory flat whatever the file size. A password (for an encrypted PDF)
-// goes as a form field before the file, where the API reads it without
-// buffering the file.
+// upload sends a file to the API. A 429 (the key's rate limit) or a 503
+// (the pipeline could not take it just now) is waited out as the server
+// asks with Retry-After, up to maxUploadTries tries: a folder of
+// thousands of files must not fail half-way on a burst limit.
 func (c *apiClient) upload(ctx context.Context, path, password string) (uploadResult, error) {
+	for try := 1; ; try++ {
+		res, sent, err := c.uploadOnce(ctx, path, password)
+		var se *statusError
+		if err == nil || try == maxUploadTries || !errors.As(err, &se) ||
+			(se.Code != http.StatusTooManyRequests && se.Code != http.StatusServiceUnavailable) {
+			return res, err
+		}
+		if c.progress != nil {
+			c.progress(-sent) // the bytes go again
+		}
+		wait := min(max(se.RetryAfter, time.Second), 30*time.Second)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return uploadResult{}, fmt.Errorf("upload %s: %w (after %v)", path, ctx.Err(), err)
+		}
+	}
+}
+
+const maxUploadTries = 10
+
+// uploadOnce streams a file to the API as multipart form data: the pipe
+// keeps memory flat whatever the file size. A password (for an encrypted
+// PDF) goes as a form field before the file, where the API reads it
+// without buffering the file. sent is how many file bytes went out.
+func (c *apiClient) uploadOnce(ctx context.Context, path, password string) (res uploadResult, sent int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return uploadResult{}, err
+		return uploadResult{}, 0, err
 	}
 	defer f.Close()
+	var counted atomic.Int64
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -64,11 +94,12 @@ func (c *apiClient) upload(ctx context.Context, path, password string) (uploadRe
 			part, err = mw.CreateFormFile("file", filepath.Base(path))
 		}
 		if err == nil {
-			var src io.Reader = f
-			if c.progress != nil {
-				src = progressReader{f, c.progress}
-			}
-			_, err = io.Copy(part, src)
+			_, err = io.Copy(part, progressReader{f, func(n int) {
+				counted.Add(int64(n))
+				if c.progress != nil {
+					c.progress(n)
+				}
+			}})
 		}
 		if err == nil {
 			err = mw.Close()
@@ -77,14 +108,17 @@ func (c *apiClient) upload(ctx context.Context, path, password string) (uploadRe
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/documents", pr)
 	if err != nil {
-		return uploadResult{}, err
+		return uploadResult{}, 0, err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	var res uploadResult
-	if err := c.do(req, http.StatusAccepted, &res); err != nil {
-		return uploadResult{}, fmt.Errorf("upload %s: %w", path, err)
+	err = c.do(req, http.StatusAccepted, &res)
+	// The request is over: the copying goroutine ends (or has ended) on
+	// the closed pipe.
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return uploadResult{}, int(counted.Load()), fmt.Errorf("upload %s: %w", path, err)
 	}
-	return res, nil
+	return res, int(counted.Load()), nil
 }
 
 // progressReader reports every read to a progress display.
@@ -137,13 +171,27 @@ func (c *apiClient) do(req *http.Request, want int, out any) error {
 			Error string `json:"error"`
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		se := &statusError{Code: resp.StatusCode, Status: resp.Status, Msg: strings.TrimSpace(string(body))}
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+			se.Msg = e.Error
 		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			se.RetryAfter = time.Duration(secs) * time.Second
+		}
+		return se
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// statusError is an API answer other than the one expected.
+type statusError struct {
+	Code       int
+	Status     string // "429 Too Many Requests"
+	Msg        string // the API's error message
+	RetryAfter time.Duration
+}
+
+func (e *statusError) Error() string { return e.Status + ": " + e.Msg }
 
 // docSummary is the part of a document the CLI prints.
 type docSummary struct {
