@@ -163,11 +163,14 @@ func TestChaosBrokerOutage(t *testing.T) {
 		return slices.Concat([]string{"PRISMFLOW_BLOB_URL=file://" + blobDir}, productionRetry, env)
 	}
 
+	// Stable instance ids, as the Kubernetes manifests set from the pod
+	// name: a member whose session the outage broke rejoins in its own
+	// place instead of waiting out its old session.
 	hub := startPrismflowWith(t, dsn, "", "", with("PRISMFLOW_STAGES=ingest", "PRISMFLOW_HTTP_ADDR=")...)
 	registryURL := "http://" + hub.registry
-	front := startPrismflowWith(t, dsn, hub.broker, registryURL, with("PRISMFLOW_STAGES=persist")...)
-	w1 := startPrismflowWith(t, dsn, hub.broker, registryURL, with("PRISMFLOW_HTTP_ADDR=", "PRISMFLOW_STAGES=extract,split")...)
-	w2 := startPrismflowWith(t, dsn, hub.broker, registryURL, with("PRISMFLOW_HTTP_ADDR=", "PRISMFLOW_STAGES=analyze,classify,render")...)
+	front := startPrismflowWith(t, dsn, hub.broker, registryURL, with("PRISMFLOW_STAGES=persist", "PRISMFLOW_RUNTIME_INSTANCE_ID=outage-front")...)
+	w1 := startPrismflowWith(t, dsn, hub.broker, registryURL, with("PRISMFLOW_HTTP_ADDR=", "PRISMFLOW_STAGES=extract,split", "PRISMFLOW_RUNTIME_INSTANCE_ID=outage-w1")...)
+	w2 := startPrismflowWith(t, dsn, hub.broker, registryURL, with("PRISMFLOW_HTTP_ADDR=", "PRISMFLOW_STAGES=analyze,classify,render", "PRISMFLOW_RUNTIME_INSTANCE_ID=outage-w2")...)
 
 	const n = 150
 	start := time.Now()
