@@ -59,32 +59,16 @@ func crashStage(onHandle func()) pipeline.Stage {
 	}
 }
 
-// TestExactlyOnceAcrossCrash kills a stage process (SIGKILL) at the moment
-// it asks the broker to commit its third transaction, so that the broker
-// holds an open transaction with produced outputs and pending offsets.
-// A new process of the stage must then produce every output exactly once
-// as seen by a read_committed consumer, and must not redo the batches the
-// dead process committed.
-func TestExactlyOnceAcrossCrash(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "out", "dead-letter"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close) // after the stage stopped (cleanups run last in, first out)
-	brokers := c.ListenAddrs()
-
-	const n = 120
-	keys := []string{"k1", "k2", "k3", "k4", "k5"}
-	var recs []*kgo.Record
-	for i := range n {
-		key := keys[i%len(keys)]
-		recs = append(recs, eventRecord(t, "in", key, events.TextExtracted{Document: events.Document{ID: key}, PageCount: int32(i)}))
-	}
-	produce(t, brokers, recs...)
-
+// killAtThirdCommit runs the test binary's helper test as a child stage
+// process (env tells it the brokers) and kills it with SIGKILL the moment
+// its transactional producer (ids starting with txnPrefix) asks the
+// broker to commit its third transaction: the broker is left holding an
+// open transaction with produced outputs and pending offsets.
+func killAtThirdCommit(t *testing.T, c *kfake.Cluster, helper, env, txnPrefix string) {
+	t.Helper()
 	var out bytes.Buffer
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashingStage$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+strings.Join(brokers, ","))
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = &out, &out
 
 	var commits atomic.Int32
@@ -94,7 +78,7 @@ func TestExactlyOnceAcrossCrash(t *testing.T) {
 	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		r := req.(*kmsg.EndTxnRequest)
-		if !strings.HasPrefix(r.TransactionalID, "prismflow-crashy-child-") || !r.Commit || commits.Add(1) < 3 {
+		if !strings.HasPrefix(r.TransactionalID, txnPrefix) || !r.Commit || commits.Add(1) < 3 {
 			return nil, nil, false
 		}
 		once.Do(func() {
@@ -118,6 +102,32 @@ func TestExactlyOnceAcrossCrash(t *testing.T) {
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("child exited cleanly; output:\n%s", out.String())
 	}
+}
+
+// TestExactlyOnceAcrossCrash kills a stage process (SIGKILL) at the moment
+// it asks the broker to commit its third transaction, so that the broker
+// holds an open transaction with produced outputs and pending offsets.
+// A new process of the stage must then produce every output exactly once
+// as seen by a read_committed consumer, and must not redo the batches the
+// dead process committed.
+func TestExactlyOnceAcrossCrash(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "in", "out", "dead-letter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close) // after the stage stopped (cleanups run last in, first out)
+	brokers := c.ListenAddrs()
+
+	const n = 120
+	keys := []string{"k1", "k2", "k3", "k4", "k5"}
+	var recs []*kgo.Record
+	for i := range n {
+		key := keys[i%len(keys)]
+		recs = append(recs, eventRecord(t, "in", key, events.TextExtracted{Document: events.Document{ID: key}, PageCount: int32(i)}))
+	}
+	produce(t, brokers, recs...)
+
+	killAtThirdCommit(t, c, "TestHelperCrashingStage", crashChildEnv+"="+strings.Join(brokers, ","), "prismflow-crashy-child-")
 
 	// The dead transaction's outputs are in the log, but must never be
 	// visible to read_committed consumers.

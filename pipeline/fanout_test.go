@@ -1,22 +1,16 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"prismflow/pipeline"
 	"prismflow/pipeline/testenv"
@@ -189,42 +183,7 @@ func TestTransformManyExactlyOnceAcrossCrash(t *testing.T) {
 	produce(t, brokers, parentRecords(t, n)...)
 	want := wantChildren(n)
 
-	var out bytes.Buffer
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashingFanOut$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fanOutChildEnv+"="+strings.Join(brokers, ","))
-	cmd.Stdout, cmd.Stderr = &out, &out
-
-	var commits atomic.Int32
-	var child atomic.Pointer[os.Process]
-	killed := make(chan struct{})
-	var once sync.Once
-	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		r := req.(*kmsg.EndTxnRequest)
-		if !strings.HasPrefix(r.TransactionalID, "prismflow-fanny-child-") || !r.Commit || commits.Add(1) < 3 {
-			return nil, nil, false
-		}
-		once.Do(func() {
-			_ = child.Load().Kill()
-			close(killed)
-		})
-		c.DropControl()
-		return nil, errors.New("the producer died"), true
-	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child.Store(cmd.Process)
-	select {
-	case <-killed:
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("child never reached its third commit; output:\n%s", out.String())
-	}
-	if err := cmd.Wait(); err == nil {
-		t.Fatalf("child exited cleanly; output:\n%s", out.String())
-	}
+	killAtThirdCommit(t, c, "TestHelperCrashingFanOut", fanOutChildEnv+"="+strings.Join(brokers, ","), "prismflow-fanny-child-")
 
 	var handled atomic.Int32
 	rt := pipeline.New(testConfig(brokers), jsonCodec{}, nil, nil, nil)
