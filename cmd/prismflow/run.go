@@ -233,7 +233,7 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 	if store != nil {
 		ready["postgres"] = store.Ping
 	}
-	ops := httpapi.Ops{Metrics: promhttp.HandlerFor(metrics, promhttp.HandlerOpts{Registry: metrics}), Ready: ready}
+	ops := httpapi.Ops{Metrics: promhttp.HandlerFor(metrics, promhttp.HandlerOpts{Registry: metrics}), Ready: ready, Profile: c.HTTP.Pprof}
 	if c.HTTP.OpsAddr != "" {
 		url, stop, err := serve(c.HTTP.OpsAddr, ops.Handler(), log)
 		if err != nil {
@@ -357,7 +357,7 @@ func reviewerConsole(c config.Config, api *httpapi.Server, cl *kgo.Client, codec
 	apiH := api.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/", ch)
-	for _, p := range []string{"/v1/", "/healthz", "/readyz", "/metrics"} {
+	for _, p := range []string{"/v1/", "/healthz", "/readyz", "/metrics", "/debug/pprof/"} {
 		mux.Handle(p, apiH)
 	}
 	log.Info("reviewer console", "path", "/", "auth_required", srv.AuthRequired)

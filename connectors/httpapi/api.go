@@ -27,6 +27,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -47,6 +48,9 @@ type Ops struct {
 	Metrics http.Handler // /metrics; nil disables it
 	// Ready checks each dependency for /readyz; a nil map means always ready.
 	Ready map[string]func(context.Context) error
+	// Profile adds Go's profiler under /debug/pprof/, for finding where
+	// a busy process spends its time (go tool pprof URL/debug/pprof/profile).
+	Profile bool
 }
 
 // Register adds the ops routes to mux.
@@ -57,6 +61,13 @@ func (o Ops) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /readyz", o.ready)
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Profile {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 }
 

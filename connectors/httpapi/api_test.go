@@ -157,3 +157,24 @@ func TestUploadErrorsAreJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestOpsProfiler checks that Go's profiler is served only when asked
+// for: it is unauthenticated and shows the process's internals.
+func TestOpsProfiler(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := httptest.NewServer(Ops{Profile: on}.Handler())
+		resp, err := http.Get(srv.URL + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		switch {
+		case on && (resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile")):
+			t.Errorf("profiler on: %s\n%.200s", resp.Status, body)
+		case !on && resp.StatusCode != http.StatusNotFound:
+			t.Errorf("profiler off: %s, want 404", resp.Status)
+		}
+	}
+}

@@ -68,6 +68,10 @@ type HTTP struct {
 	// OpsAddr serves /healthz, /readyz and /metrics alone, for processes
 	// without the API (stage workers). Default "" (off; the API serves them).
 	OpsAddr string `mapstructure:"ops_addr"`
+	// Pprof serves Go's profiler under /debug/pprof/ beside /metrics. Off
+	// by default: like /metrics it is unauthenticated, and it shows the
+	// process's internals.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // Kafka says which brokers to use.
@@ -420,6 +424,7 @@ var Options = []Option{
 	{"stages", []string{}, "Stages this process runs (comma separated); empty = all; none = no stage (API, console and connectors only)."},
 	{"http.addr", "localhost:8080", "Address of the HTTP API; empty disables it."},
 	{"http.ops_addr", "", "Address serving only /healthz, /readyz and /metrics (for stage workers without the API); empty = off."},
+	{"http.pprof", false, "Serve Go's profiler (CPU, heap, goroutines) at /debug/pprof/ beside /metrics; unauthenticated, so keep it off where the ops endpoints are reachable by others."},
 	{"kafka.brokers", []string{}, "Kafka bootstrap brokers (comma separated); empty = embedded broker."},
 	{"kafka.embedded_addr", "localhost:9092", "Listen address of the embedded broker."},
 	{"kafka.partitions", 6, "Partitions of each topic created at start."},
