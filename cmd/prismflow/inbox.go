@@ -68,11 +68,6 @@ func inbox(ctx context.Context, c config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl.Close()
 	regURL := c.Reg.URL
 	if regURL == "" {
 		regURL = "http://" + c.Reg.EmbeddedAddr
@@ -90,15 +85,19 @@ func inbox(ctx context.Context, c config.Config, log *slog.Logger) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer store.Close()
-	conn := newInboxConnector(c, cl, schemas.NewCodec(srcl), blobs, store, log)
+	pub, err := pipeline.NewPublisher(schemas.NewCodec(srcl), topology.Version, append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	conn := newInboxConnector(c, pub, blobs, store, log)
 	log.Info("prismflow inbox running", "mailboxes", mailboxNames(c.IMAP.MailboxList()), "brokers", brokers)
 	return conn.Run(ctx)
 }
 
 // newInboxConnector builds the IMAP connector that ingests through a
 // Kafka publisher, for both `prismflow inbox` and `prismflow run`.
-func newInboxConnector(c config.Config, cl *kgo.Client, codec pipeline.Codec, blobs blob.Store, store *persist.Store, log *slog.Logger) *imap.Connector {
-	pub := pipeline.NewPublisher(cl, codec, topology.Version)
+func newInboxConnector(c config.Config, pub *pipeline.Publisher, blobs blob.Store, store *persist.Store, log *slog.Logger) *imap.Connector {
 	return &imap.Connector{
 		Ingest: &ingest.Ingester{
 			Blobs:    blobs,

@@ -120,11 +120,7 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 		log.Info("embedded Kafka broker", "addrs", brokers, "data", filepath.Join(c.DataDir, "kafka"))
 	}
 
-	// This client also produces the first event of every upload while
-	// the uploader waits for its 202: no linger (franz-go lingers 10 ms
-	// by default). Records still batch under load, behind the requests
-	// in flight.
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0)}, kopts...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -158,6 +154,12 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 		return fmt.Errorf("schema registry client: %w", err)
 	}
 	codec := schemas.NewCodec(srcl)
+	// Uploads and e-mails enter through one publisher.
+	pub, err := pipeline.NewPublisher(codec, topology.Version, append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
+	if err != nil {
+		return err
+	}
+	onExit(pub.Close)
 
 	blobs, err := blob.Open(ctx, c.BlobURL())
 	if err != nil {
@@ -219,7 +221,7 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 	g.Go(func() error { return rt.Run(gctx, stages...) })
 	if len(c.IMAP.MailboxList()) > 0 {
 		// The inbox connector, when mailboxes are configured.
-		g.Go(func() error { return newInboxConnector(c, cl, codec, blobs, store, log).Run(gctx) })
+		g.Go(func() error { return newInboxConnector(c, pub, blobs, store, log).Run(gctx) })
 	}
 
 	ready := map[string]func(context.Context) error{
@@ -244,7 +246,6 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 	}
 
 	if c.HTTP.Addr != "" {
-		pub := pipeline.NewPublisher(cl, codec, topology.Version)
 		api := &httpapi.Server{
 			Ingest: &ingest.Ingester{
 				Blobs:    blobs,

@@ -44,7 +44,11 @@ func TestLiveReprocessAndRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	codec := schemas.NewCodec(srcl)
-	pub := pipeline.NewPublisher(cl, codec, "test")
+	pub, err := pipeline.NewPublisher(codec, "test", kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
 	hub := live.NewHub(cl, codec, nil, slog.New(slog.DiscardHandler))
 	hubDone := make(chan error, 1)
 	hubCtx, stopHub := context.WithCancel(ctx)
