@@ -16,7 +16,8 @@ import (
 // and then renamed over it, so readers never see a partial file and a
 // crash leaves either the old bytes or the new ones.
 type File struct {
-	dir string
+	dir     string
+	durable durability
 }
 
 // NewFile returns a store rooted at dir, creating dir if needed.
@@ -28,7 +29,11 @@ func NewFile(dir string) (*File, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: file store: %w", err)
 	}
-	return &File{dir: abs}, nil
+	durable, err := newDurability(abs)
+	if err != nil {
+		return nil, fmt.Errorf("blob: file store: %w", err)
+	}
+	return &File{dir: abs, durable: durable}, nil
 }
 
 // Dir returns the directory the store writes under.
@@ -94,13 +99,15 @@ func (f *File) createTemp(dir string) (*os.File, error) {
 	return os.CreateTemp(dir, tempPrefix+"*")
 }
 
-// commit makes tmp durable and moves it to target. The directory is
-// synced as well, otherwise the rename itself may be lost on power loss.
+// commit makes tmp durable and moves it to target. The directory entry
+// is made durable as well, otherwise the rename itself may be lost on
+// power loss.
 func (f *File) commit(tmp *os.File, target string) error {
-	if err := tmp.Sync(); err != nil {
+	if err := f.durable.file(tmp); err != nil {
 		discard(tmp)
 		return err
 	}
+	dropCache(tmp)
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
 		return err
@@ -110,25 +117,16 @@ func (f *File) commit(tmp *os.File, target string) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
+	if err := f.durable.rename(tmp.Name(), target); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}
-	return syncDir(filepath.Dir(target))
+	return nil
 }
 
 func discard(tmp *os.File) {
 	tmp.Close()
 	os.Remove(tmp.Name())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Get implements Store.
@@ -197,6 +195,12 @@ func (f *File) putContent(ctx context.Context, r io.Reader) (string, string, int
 	target, _ := f.path(key) // ContentKey always yields a valid key
 	if _, err := os.Stat(target); err == nil {
 		discard(tmp)
+		// The caller is about to announce the key, so the name must be
+		// durable, and another upload of the same bytes may have renamed
+		// it only a moment ago.
+		if err := f.durable.existing(target); err != nil {
+			return "", "", 0, err
+		}
 		return key, sum, size, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
