@@ -114,13 +114,20 @@ func benchUploads(b *testing.B, api string) {
 }
 
 // uniqueBodyLua makes wrk post a different 100 KB text body each time,
-// so that no two uploads share a blob.
+// so that no two uploads share a blob. Each wrk thread runs its own Lua
+// state, so the thread's number (set in setup) is part of every body:
+// without it the threads would send the same sequence of bodies.
 const uniqueBodyLua = `
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
 local filler = string.rep("Richiesta di quotazione per la flotta aziendale, dati del contraente.\n", 1500)
 local n = 0
 request = function()
   n = n + 1
-  local body = "richiesta " .. n .. " " .. math.random(1, 1e9) .. "\n" .. filler
+  local body = "richiesta " .. id .. "-" .. n .. "\n" .. filler
   return wrk.format("POST", nil, {["Content-Type"] = "text/plain"}, body)
 end
 done = function(summary, latency, requests)
