@@ -7,15 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newDurability syncs in groups on Linux (see groupSync). It syncs the
-// file system once first, so that whatever an earlier process left there
-// is durable before this one relies on it.
-func newDurability(root string) (durability, error) {
-	if err := syncfs(root); err != nil {
-		return nil, err
-	}
-	return &groupSync{root: root, flush: syncfs}, nil
-}
+// newDurability syncs in groups on Linux (see groupSync).
+func newDurability(root string) durability { return &groupSync{root: root, flush: syncfs} }
 
 // groupSync makes the writes of many concurrent uploads durable with one
 // syncfs(2) per round instead of two fsyncs per upload. Each fsync ends
@@ -38,10 +31,13 @@ type groupSync struct {
 	mu      sync.Mutex
 	running bool
 	waiting []chan error
-	// renaming counts renames whose round has not ended yet: while it is
-	// zero every name in the store is durable, so a writer that finds
-	// its bytes already stored (the same file uploaded again) need not
-	// wait for a round.
+	// settled is set by the first round that succeeds: names an earlier
+	// process left (perhaps renamed just before it died) are durable
+	// from then on. renaming counts renames whose round has not ended.
+	// Once settled, while renaming is zero, every name in the store is
+	// durable, and a writer that finds its bytes already stored (the
+	// same file uploaded again) need not wait for a round.
+	settled  bool
 	renaming int
 }
 
@@ -64,9 +60,9 @@ func (g *groupSync) rename(tmp, target string) error {
 
 func (g *groupSync) existing(string) error {
 	g.mu.Lock()
-	settled := g.renaming == 0
+	durable := g.settled && g.renaming == 0
 	g.mu.Unlock()
-	if settled {
+	if durable {
 		return nil
 	}
 	return g.sync()
@@ -96,6 +92,11 @@ func (g *groupSync) rounds() {
 		}
 		g.mu.Unlock()
 		err := g.flush(g.root)
+		if err == nil {
+			g.mu.Lock()
+			g.settled = true
+			g.mu.Unlock()
+		}
 		for _, done := range round {
 			done <- err
 		}

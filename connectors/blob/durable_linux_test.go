@@ -99,20 +99,29 @@ func TestGroupSyncSyncfs(t *testing.T) {
 	wg.Wait()
 }
 
-// TestGroupSyncExisting checks that finding a name already in place
-// costs no flush when every rename has had its round, and waits for a
-// round while one has not.
+// TestGroupSyncExisting checks when finding a name already in place
+// costs a flush: before any round (an earlier process may have renamed
+// it just before dying) and while a rename waits for its round, but not
+// once every rename has had its round.
 func TestGroupSyncExisting(t *testing.T) {
 	var rounds atomic.Int32
 	g := &groupSync{root: t.TempDir(), flush: func(string) error {
 		rounds.Add(1)
 		return nil
 	}}
-	if err := g.existing("sha256/ab/abc"); err != nil || rounds.Load() != 0 {
-		t.Errorf("settled store: err %v, %d flushes, want none", err, rounds.Load())
-	}
-	g.renaming = 1 // a rename still waiting for its round
-	if err := g.existing("sha256/ab/abc"); err != nil || rounds.Load() != 1 {
-		t.Errorf("rename in flight: err %v, %d flushes, want 1", err, rounds.Load())
+	for _, step := range []struct {
+		name     string
+		renaming int
+		want     int32
+	}{
+		{"fresh store", 0, 1},
+		{"settled store", 0, 1},
+		{"rename in flight", 1, 2},
+		{"settled again", 0, 2},
+	} {
+		g.renaming = step.renaming
+		if err := g.existing("sha256/ab/abc"); err != nil || rounds.Load() != step.want {
+			t.Errorf("%s: err %v, %d flushes in all, want %d", step.name, err, rounds.Load(), step.want)
+		}
 	}
 }

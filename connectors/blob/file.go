@@ -29,11 +29,7 @@ func NewFile(dir string) (*File, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: file store: %w", err)
 	}
-	durable, err := newDurability(abs)
-	if err != nil {
-		return nil, fmt.Errorf("blob: file store: %w", err)
-	}
-	return &File{dir: abs, durable: durable}, nil
+	return &File{dir: abs, durable: newDurability(abs)}, nil
 }
 
 // Dir returns the directory the store writes under.
