@@ -120,7 +120,9 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 		log.Info("embedded Kafka broker", "addrs", brokers, "data", filepath.Join(c.DataDir, "kafka"))
 	}
 
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
+	// The clients made here: the brokers, their security and tracing.
+	clientOpts := append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)
+	cl, err := kgo.NewClient(clientOpts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -155,7 +157,7 @@ func run(ctx context.Context, c config.Config, log *slog.Logger) (err error) {
 	}
 	codec := schemas.NewCodec(srcl)
 	// Uploads and e-mails enter through one publisher.
-	pub, err := pipeline.NewPublisher(codec, topology.Version, append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, kopts...)...)
+	pub, err := pipeline.NewPublisher(codec, topology.Version, clientOpts...)
 	if err != nil {
 		return err
 	}
